@@ -1,0 +1,202 @@
+package graph
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketMeta          = []byte("meta")
+	bucketRelationships = []byte("relationships")
+	bucketChanges       = []byte("changes")
+
+	keyHead   = []byte("head")
+	keySchema = []byte("schema")
+)
+
+// BoltStore is the embedded durable store: one bbolt file in a data
+// directory. Every Commit is one bbolt transaction, fsynced before it
+// returns, so a crash keeps every acknowledged write and never a part of one.
+type BoltStore struct {
+	db *bolt.DB
+}
+
+// OpenBolt opens or creates the store in dir.
+func OpenBolt(dir string) (*BoltStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open embedded store: create data directory %q: %w", dir, err)
+	}
+	path := filepath.Join(dir, "mandate.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open embedded store %q: another process holds it open", path)
+		}
+		return nil, fmt.Errorf("open embedded store %q: %w", path, err)
+	}
+	err = db.Update(func(btx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketRelationships, bucketChanges} {
+			if _, err := btx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open embedded store %q: %w", path, err)
+	}
+	return &BoltStore{db: db}, nil
+}
+
+// storedValue is the value of a relationship in the store; the key holds
+// its identity.
+type storedValue struct {
+	Caveat     string         `json:"caveat,omitempty"`
+	Context    map[string]any `json:"context,omitempty"`
+	Expiration *time.Time     `json:"expiration,omitempty"`
+}
+
+// storedChange is one entry of a revision's change log record.
+type storedChange struct {
+	Op  Op          `json:"op"`
+	Key string      `json:"key"`
+	Val storedValue `json:"val"`
+}
+
+type storedRevision struct {
+	At      time.Time      `json:"at"`
+	Changes []storedChange `json:"changes"`
+	Schema  *string        `json:"schema,omitempty"`
+}
+
+// encodeKey joins the six parts of a key with NUL, which no valid type,
+// id or relation contains.
+func encodeKey(k Key) []byte {
+	return []byte(strings.Join([]string{
+		k.ResourceType, k.ResourceID, k.Relation,
+		k.Subject.Type, k.Subject.ID, k.Subject.Relation,
+	}, "\x00"))
+}
+
+func decodeKey(b []byte) (Key, error) {
+	parts := strings.Split(string(b), "\x00")
+	if len(parts) != 6 {
+		return Key{}, fmt.Errorf("malformed relationship key %q", b)
+	}
+	return Key{
+		ResourceType: parts[0], ResourceID: parts[1], Relation: parts[2],
+		Subject: SubjectRef{Type: parts[3], ID: parts[4], Relation: parts[5]},
+	}, nil
+}
+
+func valueOf(r *Relationship) storedValue {
+	v := storedValue{Caveat: r.Caveat, Context: r.CaveatContext}
+	if !r.Expiration.IsZero() {
+		t := r.Expiration.UTC()
+		v.Expiration = &t
+	}
+	return v
+}
+
+func (v storedValue) relationship(k Key) *Relationship {
+	r := &Relationship{Key: k, Caveat: v.Caveat, CaveatContext: v.Context}
+	if v.Expiration != nil {
+		r.Expiration = *v.Expiration
+	}
+	return r
+}
+
+func revisionKey(rev Revision) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(rev))
+	return b[:]
+}
+
+// Load implements Store.
+func (s *BoltStore) Load(fn func(*Relationship)) (Revision, string, error) {
+	var head Revision
+	var schemaText string
+	err := s.db.View(func(btx *bolt.Tx) error {
+		meta := btx.Bucket(bucketMeta)
+		if b := meta.Get(keyHead); b != nil {
+			head = Revision(binary.BigEndian.Uint64(b))
+		}
+		schemaText = string(meta.Get(keySchema))
+		return btx.Bucket(bucketRelationships).ForEach(func(k, v []byte) error {
+			key, err := decodeKey(k)
+			if err != nil {
+				return err
+			}
+			var sv storedValue
+			if err := json.Unmarshal(v, &sv); err != nil {
+				return fmt.Errorf("relationship %s: %w", key, err)
+			}
+			fn(sv.relationship(key))
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, "", fmt.Errorf("load embedded store: %w", err)
+	}
+	return head, schemaText, nil
+}
+
+// Commit implements Store.
+func (s *BoltStore) Commit(rev Revision, at time.Time, changes []Change, schemaText *string) error {
+	return s.db.Update(func(btx *bolt.Tx) error {
+		meta := btx.Bucket(bucketMeta)
+		var head Revision
+		if b := meta.Get(keyHead); b != nil {
+			head = Revision(binary.BigEndian.Uint64(b))
+		}
+		if rev != head+1 {
+			return fmt.Errorf("commit revision %d: store head is %d", rev, head)
+		}
+		rels := btx.Bucket(bucketRelationships)
+		record := storedRevision{At: at.UTC(), Schema: schemaText, Changes: make([]storedChange, 0, len(changes))}
+		for _, c := range changes {
+			k := encodeKey(c.Relationship.Key)
+			v := valueOf(c.Relationship)
+			record.Changes = append(record.Changes, storedChange{Op: c.Op, Key: string(k), Val: v})
+			switch c.Op {
+			case OpTouch:
+				b, err := json.Marshal(v)
+				if err != nil {
+					return fmt.Errorf("encode %s: %w", c.Relationship.Key, err)
+				}
+				if err := rels.Put(k, b); err != nil {
+					return err
+				}
+			case OpDelete:
+				if err := rels.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		if schemaText != nil {
+			if err := meta.Put(keySchema, []byte(*schemaText)); err != nil {
+				return err
+			}
+		}
+		b, err := json.Marshal(record)
+		if err != nil {
+			return err
+		}
+		if err := btx.Bucket(bucketChanges).Put(revisionKey(rev), b); err != nil {
+			return err
+		}
+		return meta.Put(keyHead, revisionKey(rev))
+	})
+}
+
+// Close implements Store.
+func (s *BoltStore) Close() error { return s.db.Close() }

@@ -1,0 +1,242 @@
+package graph
+
+import (
+	"sort"
+	"sync"
+	"time"
+)
+
+// version is one lifetime of a relationship: visible from created up to,
+// but not including, deleted. A live version has deleted == 0.
+type version struct {
+	rel     *Relationship
+	created Revision
+	deleted Revision
+}
+
+func (v *version) visibleAt(rev Revision) bool {
+	return v.created <= rev && (v.deleted == 0 || rev < v.deleted)
+}
+
+// history is every retained version of one relationship key, oldest first.
+// At most the last version is live.
+type history struct {
+	versions []version
+}
+
+func (h *history) at(rev Revision) *Relationship {
+	for i := len(h.versions) - 1; i >= 0; i-- {
+		if v := &h.versions[i]; v.visibleAt(rev) {
+			return v.rel
+		}
+	}
+	return nil
+}
+
+// resourceKey is the resource side of a relationship: one object and one
+// relation.
+type resourceKey struct {
+	typ, id, rel string
+}
+
+// relationSet holds the subjects of one resource relation.
+type relationSet struct {
+	bySubject map[SubjectRef]*history
+	// order lists each subject once, in insertion order, so iteration is
+	// stable.
+	order []SubjectRef
+	// subjectSets lists the subjects of order that have a relation, such as
+	// group:eng#member, which a check must expand.
+	subjectSets []SubjectRef
+}
+
+// schemaVersion is the schema text in force from rev on.
+type schemaVersion struct {
+	rev  Revision
+	text string
+}
+
+// index is the in-memory, multi-version relationship index.
+//
+// mu guards every field. Readers hold mu.RLock only while they copy
+// results out, never while they call back into the index, because a
+// recursive RLock would deadlock behind a waiting writer.
+type index struct {
+	mu sync.RWMutex
+
+	head   Revision
+	oldest Revision // the oldest revision that can still be read
+
+	byResource map[resourceKey]*relationSet
+	byType     map[string]map[resourceKey]*relationSet
+	bySubject  map[SubjectRef]map[resourceKey]struct{}
+
+	schemas  []schemaVersion // ascending by rev
+	revTimes []revisionTime  // ascending by rev, for garbage collection
+}
+
+type revisionTime struct {
+	rev Revision
+	at  time.Time
+}
+
+func newIndex() *index {
+	return &index{
+		byResource: make(map[resourceKey]*relationSet),
+		byType:     make(map[string]map[resourceKey]*relationSet),
+		bySubject:  make(map[SubjectRef]map[resourceKey]struct{}),
+	}
+}
+
+func resourceKeyOf(k Key) resourceKey {
+	return resourceKey{typ: k.ResourceType, id: k.ResourceID, rel: k.Relation}
+}
+
+func (ix *index) setLocked(k resourceKey, create bool) *relationSet {
+	rs := ix.byResource[k]
+	if rs == nil && create {
+		rs = &relationSet{bySubject: make(map[SubjectRef]*history)}
+		ix.byResource[k] = rs
+		byType := ix.byType[k.typ]
+		if byType == nil {
+			byType = make(map[resourceKey]*relationSet)
+			ix.byType[k.typ] = byType
+		}
+		byType[k] = rs
+	}
+	return rs
+}
+
+// putLocked makes rel the live version of its key from rev on, ending any
+// live version before it.
+func (ix *index) putLocked(rel *Relationship, rev Revision) {
+	rk := resourceKeyOf(rel.Key)
+	rs := ix.setLocked(rk, true)
+	h := rs.bySubject[rel.Subject]
+	if h == nil {
+		h = &history{}
+		rs.bySubject[rel.Subject] = h
+		rs.order = append(rs.order, rel.Subject)
+		if rel.Subject.Relation != Ellipsis {
+			rs.subjectSets = append(rs.subjectSets, rel.Subject)
+		}
+		subjects := ix.bySubject[rel.Subject]
+		if subjects == nil {
+			subjects = make(map[resourceKey]struct{})
+			ix.bySubject[rel.Subject] = subjects
+		}
+		subjects[rk] = struct{}{}
+	}
+	if n := len(h.versions); n > 0 && h.versions[n-1].deleted == 0 {
+		h.versions[n-1].deleted = rev
+	}
+	h.versions = append(h.versions, version{rel: rel, created: rev})
+}
+
+// deleteLocked ends the live version of k at rev, if there is one.
+func (ix *index) deleteLocked(k Key, rev Revision) {
+	rs := ix.setLocked(resourceKeyOf(k), false)
+	if rs == nil {
+		return
+	}
+	h := rs.bySubject[k.Subject]
+	if h == nil {
+		return
+	}
+	if n := len(h.versions); n > 0 && h.versions[n-1].deleted == 0 {
+		h.versions[n-1].deleted = rev
+	}
+}
+
+// apply records one committed transaction at rev.
+func (ix *index) apply(rev Revision, changes []Change, schemaText *string, at time.Time) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for i := range changes {
+		c := &changes[i]
+		switch c.Op {
+		case OpTouch:
+			ix.putLocked(c.Relationship, rev)
+		case OpDelete:
+			ix.deleteLocked(c.Relationship.Key, rev)
+		}
+	}
+	if schemaText != nil {
+		ix.schemas = append(ix.schemas, schemaVersion{rev: rev, text: *schemaText})
+	}
+	ix.revTimes = append(ix.revTimes, revisionTime{rev: rev, at: at})
+	ix.head = rev
+}
+
+// collect drops every version that no revision at or after keep can see,
+// and makes keep the oldest readable revision.
+func (ix *index) collect(keep Revision) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if keep <= ix.oldest {
+		return
+	}
+	for rk, rs := range ix.byResource {
+		kept := rs.order[:0]
+		for _, subj := range rs.order {
+			h := rs.bySubject[subj]
+			live := h.versions[:0]
+			for _, v := range h.versions {
+				if v.deleted == 0 || v.deleted > keep {
+					live = append(live, v)
+				}
+			}
+			h.versions = live
+			if len(live) == 0 {
+				delete(rs.bySubject, subj)
+				if m := ix.bySubject[subj]; m != nil {
+					delete(m, rk)
+					if len(m) == 0 {
+						delete(ix.bySubject, subj)
+					}
+				}
+				continue
+			}
+			kept = append(kept, subj)
+		}
+		rs.order = kept
+		sets := rs.subjectSets[:0]
+		for _, subj := range rs.subjectSets {
+			if _, ok := rs.bySubject[subj]; ok {
+				sets = append(sets, subj)
+			}
+		}
+		rs.subjectSets = sets
+		if len(kept) == 0 {
+			delete(ix.byResource, rk)
+			delete(ix.byType[rk.typ], rk)
+		}
+	}
+	// Keep the schema that was in force at keep, and every later one.
+	for len(ix.schemas) > 1 && ix.schemas[1].rev <= keep {
+		ix.schemas = ix.schemas[1:]
+	}
+	i := sort.Search(len(ix.revTimes), func(i int) bool { return ix.revTimes[i].rev >= keep })
+	ix.revTimes = ix.revTimes[i:]
+	ix.oldest = keep
+}
+
+// revisionBefore returns the newest revision committed before t, or 0.
+func (ix *index) revisionBefore(t time.Time) Revision {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	i := sort.Search(len(ix.revTimes), func(i int) bool { return !ix.revTimes[i].at.Before(t) })
+	if i == 0 {
+		return 0
+	}
+	return ix.revTimes[i-1].rev
+}
+
+func (ix *index) schemaAtLocked(rev Revision) string {
+	for i := len(ix.schemas) - 1; i >= 0; i-- {
+		if ix.schemas[i].rev <= rev {
+			return ix.schemas[i].text
+		}
+	}
+	return ""
+}

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"context"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/mandate-iam/mandate/engine"
+	grpcstatus "google.golang.org/grpc/status"
+)
+
+func permissionshipOf(m engine.Membership) v1.CheckPermissionResponse_Permissionship {
+	switch m {
+	case engine.HasPermission:
+		return v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
+	case engine.ConditionalPermission:
+		return v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION
+	default:
+		return v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION
+	}
+}
+
+func partialInfo(r engine.Result) *v1.PartialCaveatInfo {
+	if r.Membership != engine.ConditionalPermission {
+		return nil
+	}
+	return &v1.PartialCaveatInfo{MissingRequiredContext: r.MissingContext}
+}
+
+// checkOne validates and answers one check in the given view.
+func (s *Server) checkOne(v view, resource *v1.ObjectReference, permission string, subject *v1.SubjectReference, ctx *structpb.Struct) (engine.Result, error) {
+	req := engine.CheckRequest{
+		Resource:   objectFromProto(resource),
+		Permission: permission,
+		Subject:    subjectFromProto(subject),
+		Context:    contextMap(ctx),
+	}
+	if err := validatePermissionQuery(v.schema, req.Resource.Type, req.Permission, req.Subject); err != nil {
+		return engine.Result{}, err
+	}
+	return engine.Check(v.schema, v.snap, s.cfg.Limits, req)
+}
+
+func (ps *permissionsService) CheckPermission(ctx context.Context, req *v1.CheckPermissionRequest) (*v1.CheckPermissionResponse, error) {
+	if err := validateProto(req); err != nil {
+		return nil, err
+	}
+	v, err := ps.s.viewFor(ctx, req.GetConsistency())
+	if err != nil {
+		return nil, err
+	}
+	res, err := ps.s.checkOne(v, req.GetResource(), req.GetPermission(), req.GetSubject(), req.GetContext())
+	if err != nil {
+		return nil, err
+	}
+	return &v1.CheckPermissionResponse{
+		CheckedAt:         encodeToken(v.snap.Revision),
+		Permissionship:    permissionshipOf(res.Membership),
+		PartialCaveatInfo: partialInfo(res),
+	}, nil
+}
+
+// CheckBulkPermissions answers every item at one revision. An item that
+// fails gets its own error in its pair; the call fails only when the
+// request as a whole is invalid.
+func (ps *permissionsService) CheckBulkPermissions(ctx context.Context, req *v1.CheckBulkPermissionsRequest) (*v1.CheckBulkPermissionsResponse, error) {
+	if err := validateProto(req); err != nil {
+		return nil, err
+	}
+	if n := len(req.GetItems()); n > ps.s.cfg.MaxChecksPerBulk {
+		return nil, invalidArgument("check bulk permissions: %d items exceed the limit of %d", n, ps.s.cfg.MaxChecksPerBulk)
+	}
+	v, err := ps.s.viewFor(ctx, req.GetConsistency())
+	if err != nil {
+		return nil, err
+	}
+	pairs := make([]*v1.CheckBulkPermissionsPair, 0, len(req.GetItems()))
+	for _, item := range req.GetItems() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pair := &v1.CheckBulkPermissionsPair{Request: item}
+		res, err := ps.s.checkOne(v, item.GetResource(), item.GetPermission(), item.GetSubject(), item.GetContext())
+		if err != nil {
+			st, _ := grpcstatus.FromError(toStatus(err))
+			pair.Response = &v1.CheckBulkPermissionsPair_Error{Error: &status.Status{
+				Code: int32(st.Code()), Message: st.Message(),
+			}}
+		} else {
+			pair.Response = &v1.CheckBulkPermissionsPair_Item{Item: &v1.CheckBulkPermissionsResponseItem{
+				Permissionship:    permissionshipOf(res.Membership),
+				PartialCaveatInfo: partialInfo(res),
+			}}
+		}
+		pairs = append(pairs, pair)
+	}
+	return &v1.CheckBulkPermissionsResponse{CheckedAt: encodeToken(v.snap.Revision), Pairs: pairs}, nil
+}
