@@ -40,6 +40,9 @@ func (s *Server) checkOne(v view, resource *v1.ObjectReference, permission strin
 	if err := validatePermissionQuery(v.schema, req.Resource.Type, req.Permission, req.Subject); err != nil {
 		return engine.Result{}, err
 	}
+	if err := rejectWildcardSubject(req.Subject); err != nil {
+		return engine.Result{}, err
+	}
 	return engine.Check(v.schema, v.snap, s.cfg.Limits, req)
 }
 

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"context"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/mandate-iam/mandate/engine"
+	"github.com/mandate-iam/mandate/graph"
+)
+
+func lookupPermissionship(m engine.Membership) v1.LookupPermissionship {
+	if m == engine.ConditionalPermission {
+		return v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION
+	}
+	return v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION
+}
+
+// pagedView returns the view a lookup page reads: the cursor's revision
+// when a cursor is given, otherwise the one the consistency asks for.
+func (s *Server) pagedView(ctx context.Context, c *v1.Consistency, cursor *v1.Cursor, digest string) (view, string, error) {
+	v, err := s.viewFor(ctx, c)
+	if err != nil || cursor == nil {
+		return v, "", err
+	}
+	cur, err := decodeLookupCursor(cursor, digest)
+	if err != nil {
+		return view{}, "", err
+	}
+	if v.snap, err = s.graph.Snapshot(cur.Revision, v.snap.Now); err != nil {
+		return view{}, "", err
+	}
+	if v.schema, err = s.schemas.get(ctx, v.snap.SchemaText); err != nil {
+		return view{}, "", err
+	}
+	return v, cur.After, nil
+}
+
+func (s *Server) checkLookupLimit(limit uint32) error {
+	if int(limit) > s.cfg.MaxReadLimit {
+		return invalidArgument("limit %d exceeds the maximum of %d", limit, s.cfg.MaxReadLimit)
+	}
+	return nil
+}
+
+func rejectWildcardSubject(subject graph.SubjectRef) error {
+	if subject.ID == graph.Wildcard {
+		return invalidArgument("subject %s is a wildcard: ask about a concrete subject", subject)
+	}
+	return nil
+}
+
+func (ps *permissionsService) LookupResources(req *v1.LookupResourcesRequest, stream grpc.ServerStreamingServer[v1.LookupResourcesResponse]) error {
+	ctx := stream.Context()
+	if err := validateProto(req); err != nil {
+		return err
+	}
+	if err := ps.s.checkLookupLimit(req.GetOptionalLimit()); err != nil {
+		return err
+	}
+	query := proto.Clone(req).(*v1.LookupResourcesRequest)
+	query.OptionalCursor, query.OptionalLimit, query.Consistency = nil, 0, nil
+	digest := queryDigest(query)
+	v, after, err := ps.s.pagedView(ctx, req.GetConsistency(), req.GetOptionalCursor(), digest)
+	if err != nil {
+		return err
+	}
+	subject := subjectFromProto(req.GetSubject())
+	if err := validatePermissionQuery(v.schema, req.GetResourceObjectType(), req.GetPermission(), subject); err != nil {
+		return err
+	}
+	if err := rejectWildcardSubject(subject); err != nil {
+		return err
+	}
+	results, _, err := engine.LookupResources(v.schema, v.snap, ps.s.cfg.Limits, engine.LookupResourcesRequest{
+		ResourceType: req.GetResourceObjectType(),
+		Permission:   req.GetPermission(),
+		Subject:      subject,
+		Context:      contextMap(req.GetContext()),
+		After:        after,
+		Limit:        int(req.GetOptionalLimit()),
+	})
+	if err != nil {
+		return err
+	}
+	token := encodeToken(v.snap.Revision)
+	for _, r := range results {
+		resp := &v1.LookupResourcesResponse{
+			LookedUpAt:        token,
+			ResourceObjectId:  r.ID,
+			Permissionship:    lookupPermissionship(r.Result.Membership),
+			PartialCaveatInfo: partialInfo(r.Result),
+			AfterResultCursor: encodeLookupCursor(lookupCursor{Revision: v.snap.Revision, Query: digest, After: r.ID}),
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func resolvedSubject(r engine.SubjectResult) *v1.ResolvedSubject {
+	return &v1.ResolvedSubject{
+		SubjectObjectId:   r.ID,
+		Permissionship:    lookupPermissionship(r.Result.Membership),
+		PartialCaveatInfo: partialInfo(r.Result),
+	}
+}
+
+func (ps *permissionsService) LookupSubjects(req *v1.LookupSubjectsRequest, stream grpc.ServerStreamingServer[v1.LookupSubjectsResponse]) error {
+	ctx := stream.Context()
+	if err := validateProto(req); err != nil {
+		return err
+	}
+	if err := ps.s.checkLookupLimit(req.GetOptionalConcreteLimit()); err != nil {
+		return err
+	}
+	query := proto.Clone(req).(*v1.LookupSubjectsRequest)
+	query.OptionalCursor, query.OptionalConcreteLimit, query.Consistency = nil, 0, nil
+	digest := queryDigest(query)
+	v, after, err := ps.s.pagedView(ctx, req.GetConsistency(), req.GetOptionalCursor(), digest)
+	if err != nil {
+		return err
+	}
+	subjectRelation := subjectRelation(req.GetOptionalSubjectRelation())
+	probe := graph.SubjectRef{Type: req.GetSubjectObjectType(), Relation: subjectRelation}
+	resource := objectFromProto(req.GetResource())
+	if err := validatePermissionQuery(v.schema, resource.Type, req.GetPermission(), probe); err != nil {
+		return err
+	}
+	results, _, err := engine.LookupSubjects(v.schema, v.snap, ps.s.cfg.Limits, engine.LookupSubjectsRequest{
+		Resource:        resource,
+		Permission:      req.GetPermission(),
+		SubjectType:     req.GetSubjectObjectType(),
+		SubjectRelation: subjectRelation,
+		Context:         contextMap(req.GetContext()),
+		After:           after,
+		Limit:           int(req.GetOptionalConcreteLimit()),
+	})
+	if err != nil {
+		return err
+	}
+	token := encodeToken(v.snap.Revision)
+	for _, r := range results {
+		if r.ID == graph.Wildcard && req.GetWildcardOption() == v1.LookupSubjectsRequest_WILDCARD_OPTION_EXCLUDE_WILDCARDS {
+			continue
+		}
+		resp := &v1.LookupSubjectsResponse{
+			LookedUpAt:        token,
+			Subject:           resolvedSubject(r),
+			SubjectObjectId:   r.ID,
+			Permissionship:    lookupPermissionship(r.Result.Membership),
+			PartialCaveatInfo: partialInfo(r.Result),
+		}
+		for _, ex := range r.Excluded {
+			resp.ExcludedSubjects = append(resp.ExcludedSubjects, resolvedSubject(ex))
+			resp.ExcludedSubjectIds = append(resp.ExcludedSubjectIds, ex.ID)
+		}
+		if r.ID != graph.Wildcard {
+			resp.AfterResultCursor = encodeLookupCursor(lookupCursor{Revision: v.snap.Revision, Query: digest, After: r.ID})
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
