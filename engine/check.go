@@ -257,29 +257,33 @@ func (w *walker) rewrite(resource graph.ObjectRef, rw *schema.Rewrite, depth int
 
 // arrow follows the tupleset relation of resource to each subject object
 // and evaluates the target relation there.
+//
+// For .all(), every relationship of the tupleset counts, including one
+// whose caveat is false. SpiceDB v1.56 requires each subject object to be
+// a member and ANDs the caveat of each relationship into the result, so a
+// false caveat makes the whole arrow false.
 func (w *walker) arrow(resource graph.ObjectRef, rw *schema.Rewrite, depth int) (outcome, int, error) {
 	cut := depth + 1
 	rels := w.snap.Subjects(resource.Type, resource.ID, rw.Tupleset)
 	all := rw.Function == schema.ArrowAll
+	if all && len(rels) == 0 {
+		return outNo, cut, nil
+	}
 	result := outNo
 	if all {
-		if len(rels) == 0 {
-			return outNo, cut, nil
-		}
 		result = outYes
 	}
-	counted := 0
 	for _, r := range rels {
 		caveat, err := w.caveatOutcome(r)
 		if err != nil {
 			return outNo, cut, err
 		}
 		if caveat.m == NoPermission {
-			// A relationship whose caveat is false does not exist for this
-			// request, for .all() as for .any().
+			if all {
+				return outNo, cut, nil
+			}
 			continue
 		}
-		counted++
 		o, c, err := w.checkNode(r.Subject.Object(), rw.Target, depth+1)
 		if err != nil {
 			return outNo, cut, err
@@ -295,9 +299,6 @@ func (w *walker) arrow(resource graph.ObjectRef, rw *schema.Rewrite, depth int) 
 		if result = or(result, o); result.m == HasPermission {
 			return result, depth + 1, nil
 		}
-	}
-	if all && counted == 0 {
-		return outNo, cut, nil
 	}
 	return result, cut, nil
 }
