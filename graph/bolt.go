@@ -198,5 +198,49 @@ func (s *BoltStore) Commit(rev Revision, at time.Time, changes []Change, schemaT
 	})
 }
 
+// maxCommitsPerRead bounds the commits one Changes call reads into memory.
+const maxCommitsPerRead = 1000
+
+// Changes implements Store. It returns at most maxCommitsPerRead commits;
+// callers continue from the last revision they saw.
+//
+// NOTE: the change log is never trimmed; it grows with every write.
+func (s *BoltStore) Changes(after Revision, fn func(Commit) error) error {
+	var commits []Commit
+	err := s.db.View(func(btx *bolt.Tx) error {
+		c := btx.Bucket(bucketChanges).Cursor()
+		for k, v := c.Seek(revisionKey(after + 1)); k != nil; k, v = c.Next() {
+			var record storedRevision
+			if err := json.Unmarshal(v, &record); err != nil {
+				return fmt.Errorf("change log record %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			commit := Commit{Revision: Revision(binary.BigEndian.Uint64(k)), At: record.At, Schema: record.Schema}
+			for _, sc := range record.Changes {
+				key, err := decodeKey([]byte(sc.Key))
+				if err != nil {
+					return err
+				}
+				commit.Changes = append(commit.Changes, Change{Op: sc.Op, Relationship: sc.Val.relationship(key)})
+			}
+			commits = append(commits, commit)
+			if len(commits) == maxCommitsPerRead {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read change log: %w", err)
+	}
+	// fn runs outside the bbolt transaction so a slow consumer does not
+	// hold the database's read lock.
+	for _, c := range commits {
+		if err := fn(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Close implements Store.
 func (s *BoltStore) Close() error { return s.db.Close() }

@@ -31,6 +31,11 @@ type Graph struct {
 	// applying the commit to the index.
 	writeMu sync.Mutex
 	lastGC  time.Time
+
+	// notifyMu guards notify, a channel closed and replaced after each
+	// commit to wake watchers.
+	notifyMu sync.Mutex
+	notify   chan struct{}
 }
 
 // Open loads every relationship from store and returns a Graph over it.
@@ -56,7 +61,7 @@ func Open(store Store, opts Options) (*Graph, error) {
 	ix.head, ix.oldest = head, head
 	ix.schemas = []schemaVersion{{rev: head, text: schemaText}}
 	ix.revTimes = []revisionTime{{rev: head, at: opts.Clock()}}
-	return &Graph{store: store, ix: ix, opts: opts, lastGC: opts.Clock()}, nil
+	return &Graph{store: store, ix: ix, opts: opts, lastGC: opts.Clock(), notify: make(chan struct{})}, nil
 }
 
 // Close closes the store.
@@ -113,6 +118,7 @@ func (g *Graph) Update(ctx context.Context, fn func(*Tx) error) (Revision, error
 		return 0, fmt.Errorf("commit revision %d: %w", rev, err)
 	}
 	g.ix.apply(rev, tx.changes, tx.schema, now)
+	g.broadcast()
 	g.maybeCollectLocked(now)
 	return rev, nil
 }

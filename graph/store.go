@@ -12,6 +12,10 @@ type Store interface {
 	// Commit stores one transaction under rev, which is head+1. A nil
 	// schemaText leaves the schema unchanged.
 	Commit(rev Revision, at time.Time, changes []Change, schemaText *string) error
+	// Changes calls fn for stored commits after the given revision, in
+	// revision order. It may stop before the head; callers continue from
+	// the last revision they saw.
+	Changes(after Revision, fn func(Commit) error) error
 	// Close releases the store.
 	Close() error
 }

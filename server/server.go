@@ -92,9 +92,15 @@ func New(cfg Config) (*Server, error) {
 	)
 	v1.RegisterSchemaServiceServer(s.grpc, &schemaService{s: s})
 	v1.RegisterPermissionsServiceServer(s.grpc, &permissionsService{s: s})
+	v1.RegisterWatchServiceServer(s.grpc, &watchService{s: s})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
-	for _, name := range []string{"", v1.SchemaService_ServiceDesc.ServiceName, v1.PermissionsService_ServiceDesc.ServiceName} {
+	for _, name := range []string{
+		"",
+		v1.SchemaService_ServiceDesc.ServiceName,
+		v1.PermissionsService_ServiceDesc.ServiceName,
+		v1.WatchService_ServiceDesc.ServiceName,
+	} {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	return s, nil
