@@ -17,6 +17,7 @@ var (
 	bucketMeta          = []byte("meta")
 	bucketRelationships = []byte("relationships")
 	bucketChanges       = []byte("changes")
+	bucketRecords       = []byte("records")
 
 	keyHead   = []byte("head")
 	keySchema = []byte("schema")
@@ -43,7 +44,7 @@ func OpenBolt(dir string) (*BoltStore, error) {
 		return nil, fmt.Errorf("open embedded store %q: %w", path, err)
 	}
 	err = db.Update(func(btx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketRelationships, bucketChanges} {
+		for _, b := range [][]byte{bucketMeta, bucketRelationships, bucketChanges, bucketRecords} {
 			if _, err := btx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -75,7 +76,27 @@ type storedChange struct {
 type storedRevision struct {
 	At      time.Time      `json:"at"`
 	Changes []storedChange `json:"changes"`
+	Records []storedRecord `json:"records,omitempty"`
 	Schema  *string        `json:"schema,omitempty"`
+}
+
+// storedRecord is a record change in the change log; Data is nil for a
+// deletion.
+type storedRecord struct {
+	Kind string `json:"kind"`
+	ID   string `json:"id"`
+	Data []byte `json:"data,omitempty"`
+}
+
+// recordKey joins kind and id with NUL; kinds never contain it.
+func recordKey(k RecordKey) []byte { return []byte(k.Kind + "\x00" + k.ID) }
+
+func decodeRecordKey(b []byte) (RecordKey, error) {
+	kind, id, ok := strings.Cut(string(b), "\x00")
+	if !ok {
+		return RecordKey{}, fmt.Errorf("malformed record key %q", b)
+	}
+	return RecordKey{Kind: kind, ID: id}, nil
 }
 
 // encodeKey joins the six parts of a key with NUL, which no valid type,
@@ -122,16 +143,15 @@ func revisionKey(rev Revision) []byte {
 }
 
 // Load implements Store.
-func (s *BoltStore) Load(fn func(*Relationship)) (Revision, string, error) {
-	var head Revision
-	var schemaText string
+func (s *BoltStore) Load() (State, error) {
+	var st State
 	err := s.db.View(func(btx *bolt.Tx) error {
 		meta := btx.Bucket(bucketMeta)
 		if b := meta.Get(keyHead); b != nil {
-			head = Revision(binary.BigEndian.Uint64(b))
+			st.Head = Revision(binary.BigEndian.Uint64(b))
 		}
-		schemaText = string(meta.Get(keySchema))
-		return btx.Bucket(bucketRelationships).ForEach(func(k, v []byte) error {
+		st.SchemaText = string(meta.Get(keySchema))
+		err := btx.Bucket(bucketRelationships).ForEach(func(k, v []byte) error {
 			key, err := decodeKey(k)
 			if err != nil {
 				return err
@@ -140,38 +160,49 @@ func (s *BoltStore) Load(fn func(*Relationship)) (Revision, string, error) {
 			if err := json.Unmarshal(v, &sv); err != nil {
 				return fmt.Errorf("relationship %s: %w", key, err)
 			}
-			fn(sv.relationship(key))
+			st.Relationships = append(st.Relationships, sv.relationship(key))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return btx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+			key, err := decodeRecordKey(k)
+			if err != nil {
+				return err
+			}
+			st.Records = append(st.Records, RecordChange{Key: key, Data: append([]byte(nil), v...)})
 			return nil
 		})
 	})
 	if err != nil {
-		return 0, "", fmt.Errorf("load embedded store: %w", err)
+		return State{}, fmt.Errorf("load embedded store: %w", err)
 	}
-	return head, schemaText, nil
+	return st, nil
 }
 
 // Commit implements Store.
-func (s *BoltStore) Commit(rev Revision, at time.Time, changes []Change, schemaText *string) error {
+func (s *BoltStore) Commit(c Commit) error {
 	return s.db.Update(func(btx *bolt.Tx) error {
 		meta := btx.Bucket(bucketMeta)
 		var head Revision
 		if b := meta.Get(keyHead); b != nil {
 			head = Revision(binary.BigEndian.Uint64(b))
 		}
-		if rev != head+1 {
-			return fmt.Errorf("commit revision %d: store head is %d", rev, head)
+		if c.Revision != head+1 {
+			return fmt.Errorf("commit revision %d: store head is %d", c.Revision, head)
 		}
 		rels := btx.Bucket(bucketRelationships)
-		record := storedRevision{At: at.UTC(), Schema: schemaText, Changes: make([]storedChange, 0, len(changes))}
-		for _, c := range changes {
-			k := encodeKey(c.Relationship.Key)
-			v := valueOf(c.Relationship)
-			record.Changes = append(record.Changes, storedChange{Op: c.Op, Key: string(k), Val: v})
-			switch c.Op {
+		record := storedRevision{At: c.At.UTC(), Schema: c.Schema, Changes: make([]storedChange, 0, len(c.Changes))}
+		for _, ch := range c.Changes {
+			k := encodeKey(ch.Relationship.Key)
+			v := valueOf(ch.Relationship)
+			record.Changes = append(record.Changes, storedChange{Op: ch.Op, Key: string(k), Val: v})
+			switch ch.Op {
 			case OpTouch:
 				b, err := json.Marshal(v)
 				if err != nil {
-					return fmt.Errorf("encode %s: %w", c.Relationship.Key, err)
+					return fmt.Errorf("encode %s: %w", ch.Relationship.Key, err)
 				}
 				if err := rels.Put(k, b); err != nil {
 					return err
@@ -182,8 +213,21 @@ func (s *BoltStore) Commit(rev Revision, at time.Time, changes []Change, schemaT
 				}
 			}
 		}
-		if schemaText != nil {
-			if err := meta.Put(keySchema, []byte(*schemaText)); err != nil {
+		records := btx.Bucket(bucketRecords)
+		for _, rc := range c.Records {
+			record.Records = append(record.Records, storedRecord{Kind: rc.Key.Kind, ID: rc.Key.ID, Data: rc.Data})
+			var err error
+			if rc.Data == nil {
+				err = records.Delete(recordKey(rc.Key))
+			} else {
+				err = records.Put(recordKey(rc.Key), rc.Data)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if c.Schema != nil {
+			if err := meta.Put(keySchema, []byte(*c.Schema)); err != nil {
 				return err
 			}
 		}
@@ -191,10 +235,10 @@ func (s *BoltStore) Commit(rev Revision, at time.Time, changes []Change, schemaT
 		if err != nil {
 			return err
 		}
-		if err := btx.Bucket(bucketChanges).Put(revisionKey(rev), b); err != nil {
+		if err := btx.Bucket(bucketChanges).Put(revisionKey(c.Revision), b); err != nil {
 			return err
 		}
-		return meta.Put(keyHead, revisionKey(rev))
+		return meta.Put(keyHead, revisionKey(c.Revision))
 	})
 }
 
@@ -215,6 +259,9 @@ func (s *BoltStore) Changes(after Revision, fn func(Commit) error) error {
 				return fmt.Errorf("change log record %d: %w", binary.BigEndian.Uint64(k), err)
 			}
 			commit := Commit{Revision: Revision(binary.BigEndian.Uint64(k)), At: record.At, Schema: record.Schema}
+			for _, sr := range record.Records {
+				commit.Records = append(commit.Records, RecordChange{Key: RecordKey{Kind: sr.Kind, ID: sr.ID}, Data: sr.Data})
+			}
 			for _, sc := range record.Changes {
 				key, err := decodeKey([]byte(sc.Key))
 				if err != nil {

@@ -10,6 +10,7 @@ type Commit struct {
 	Revision Revision
 	At       time.Time
 	Changes  []Change
+	Records  []RecordChange
 	// Schema is the new schema text, or nil when the schema did not change.
 	Schema *string
 }

@@ -47,19 +47,22 @@ func Open(store Store, opts Options) (*Graph, error) {
 		opts.Clock = time.Now
 	}
 	ix := newIndex()
-	var loaded []*Relationship
-	head, schemaText, err := store.Load(func(r *Relationship) { loaded = append(loaded, r) })
+	state, err := store.Load()
 	if err != nil {
 		return nil, fmt.Errorf("open graph: %w", err)
 	}
-	// Loaded relationships are visible from the head on; history from before
-	// the restart is not rebuilt, so older revisions read as unavailable.
+	head := state.Head
+	// Loaded state is visible from the head on; history from before the
+	// restart is not rebuilt, so older revisions read as unavailable.
 	// NOTE: the store's change log could rebuild it within the window.
-	for _, r := range loaded {
+	for _, r := range state.Relationships {
 		ix.putLocked(r, head)
 	}
+	for _, rc := range state.Records {
+		ix.applyRecordLocked(rc, head)
+	}
 	ix.head, ix.oldest = head, head
-	ix.schemas = []schemaVersion{{rev: head, text: schemaText}}
+	ix.schemas = []schemaVersion{{rev: head, text: state.SchemaText}}
 	ix.revTimes = []revisionTime{{rev: head, at: opts.Clock()}}
 	return &Graph{store: store, ix: ix, opts: opts, lastGC: opts.Clock(), notify: make(chan struct{})}, nil
 }
@@ -110,14 +113,15 @@ func (g *Graph) Update(ctx context.Context, fn func(*Tx) error) (Revision, error
 	if err := fn(tx); err != nil {
 		return 0, err
 	}
-	if len(tx.changes) == 0 && tx.schema == nil {
+	if tx.Changes() == 0 && tx.schema == nil {
 		return tx.snap.Revision, nil
 	}
-	rev := tx.snap.Revision + 1
-	if err := g.store.Commit(rev, now, tx.changes, tx.schema); err != nil {
-		return 0, fmt.Errorf("commit revision %d: %w", rev, err)
+	commit := Commit{Revision: tx.snap.Revision + 1, At: now, Changes: tx.changes, Records: tx.records, Schema: tx.schema}
+	if err := g.store.Commit(commit); err != nil {
+		return 0, fmt.Errorf("commit revision %d: %w", commit.Revision, err)
 	}
-	g.ix.apply(rev, tx.changes, tx.schema, now)
+	rev := commit.Revision
+	g.ix.apply(commit)
 	g.broadcast()
 	g.maybeCollectLocked(now)
 	return rev, nil

@@ -70,6 +70,7 @@ type index struct {
 	byResource map[resourceKey]*relationSet
 	byType     map[string]map[resourceKey]*relationSet
 	bySubject  map[SubjectRef]map[resourceKey]struct{}
+	records    map[string]map[string]*recordHistory // kind, then id
 
 	schemas  []schemaVersion // ascending by rev
 	revTimes []revisionTime  // ascending by rev, for garbage collection
@@ -85,6 +86,7 @@ func newIndex() *index {
 		byResource: make(map[resourceKey]*relationSet),
 		byType:     make(map[string]map[resourceKey]*relationSet),
 		bySubject:  make(map[SubjectRef]map[resourceKey]struct{}),
+		records:    make(map[string]map[string]*recordHistory),
 	}
 }
 
@@ -148,12 +150,13 @@ func (ix *index) deleteLocked(k Key, rev Revision) {
 	}
 }
 
-// apply records one committed transaction at rev.
-func (ix *index) apply(rev Revision, changes []Change, schemaText *string, at time.Time) {
+// apply records one committed transaction.
+func (ix *index) apply(commit Commit) {
+	rev := commit.Revision
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	for i := range changes {
-		c := &changes[i]
+	for i := range commit.Changes {
+		c := &commit.Changes[i]
 		switch c.Op {
 		case OpTouch:
 			ix.putLocked(c.Relationship, rev)
@@ -161,10 +164,13 @@ func (ix *index) apply(rev Revision, changes []Change, schemaText *string, at ti
 			ix.deleteLocked(c.Relationship.Key, rev)
 		}
 	}
-	if schemaText != nil {
-		ix.schemas = append(ix.schemas, schemaVersion{rev: rev, text: *schemaText})
+	for _, rc := range commit.Records {
+		ix.applyRecordLocked(rc, rev)
 	}
-	ix.revTimes = append(ix.revTimes, revisionTime{rev: rev, at: at})
+	if commit.Schema != nil {
+		ix.schemas = append(ix.schemas, schemaVersion{rev: rev, text: *commit.Schema})
+	}
+	ix.revTimes = append(ix.revTimes, revisionTime{rev: rev, at: commit.At})
 	ix.head = rev
 }
 
@@ -212,6 +218,7 @@ func (ix *index) collect(keep Revision) {
 			delete(ix.byType[rk.typ], rk)
 		}
 	}
+	ix.collectRecordsLocked(keep)
 	// Keep the schema that was in force at keep, and every later one.
 	for len(ix.schemas) > 1 && ix.schemas[1].rev <= keep {
 		ix.schemas = ix.schemas[1:]

@@ -3,7 +3,6 @@ package graph
 import (
 	"fmt"
 	"sync"
-	"time"
 )
 
 // MemoryStore is a Store that keeps everything in process memory. It is
@@ -17,23 +16,23 @@ type MemoryStore struct {
 func NewMemoryStore() *MemoryStore { return &MemoryStore{} }
 
 // Load implements Store. A new MemoryStore is empty.
-func (m *MemoryStore) Load(fn func(*Relationship)) (Revision, string, error) {
+func (m *MemoryStore) Load() (State, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.commits) > 0 {
-		return 0, "", fmt.Errorf("load memory store: a memory store can only be opened once")
+		return State{}, fmt.Errorf("load memory store: a memory store can only be opened once")
 	}
-	return 0, "", nil
+	return State{}, nil
 }
 
 // Commit implements Store.
-func (m *MemoryStore) Commit(rev Revision, at time.Time, changes []Change, schemaText *string) error {
+func (m *MemoryStore) Commit(c Commit) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if want := Revision(len(m.commits)) + 1; rev != want {
-		return fmt.Errorf("commit revision %d: store head is %d", rev, want-1)
+	if want := Revision(len(m.commits)) + 1; c.Revision != want {
+		return fmt.Errorf("commit revision %d: store head is %d", c.Revision, want-1)
 	}
-	m.commits = append(m.commits, Commit{Revision: rev, At: at, Changes: changes, Schema: schemaText})
+	m.commits = append(m.commits, c)
 	return nil
 }
 

@@ -31,6 +31,7 @@ type Tx struct {
 	snap    Snapshot
 	changes []Change
 	pending map[Key]int // index into changes of the last change to a key
+	records []RecordChange
 	schema  *string
 }
 
@@ -74,8 +75,8 @@ func (tx *Tx) Delete(k Key) bool {
 // SetSchema replaces the schema text.
 func (tx *Tx) SetSchema(text string) { tx.schema = &text }
 
-// Changes returns the number of buffered changes.
-func (tx *Tx) Changes() int { return len(tx.changes) }
+// Changes returns the number of buffered relationship and record changes.
+func (tx *Tx) Changes() int { return len(tx.changes) + len(tx.records) }
 
 func (tx *Tx) add(c Change) {
 	if tx.pending == nil {
