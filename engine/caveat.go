@@ -40,6 +40,9 @@ func (w *walker) caveatOutcome(r *graph.Relationship) (outcome, error) {
 	for k, v := range r.CaveatContext {
 		merged[k] = v
 	}
+	for k, v := range w.trusted {
+		merged[k] = v
+	}
 	params, err := caveats.ConvertContextToParameters(caveattypes.Default.TypeSet, merged,
 		c.ParameterTypes, caveats.SkipUnknownParameters)
 	if err != nil {

@@ -33,12 +33,18 @@ type CheckRequest struct {
 	Subject    graph.SubjectRef
 	// Context is the request's caveat context.
 	Context map[string]any
+	// Policy applies the server's rules about subjects; nil applies none.
+	Policy *Policy
 }
 
 // Check answers one permission question at the snapshot's revision.
 // The caller validates that the resource type and permission exist.
 func Check(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckRequest) (Result, error) {
+	if !req.Policy.allows(req.Subject) {
+		return Result{Membership: NoPermission}, nil
+	}
 	w := newWalker(s, snap, limits, req.Subject, req.Context)
+	w.trusted = req.Policy.trusted(req.Subject)
 	o, err := w.check(req.Resource, req.Permission, 0)
 	if err != nil {
 		return Result{}, err
@@ -71,6 +77,9 @@ type walker struct {
 	limits  Limits
 	subject graph.SubjectRef
 	context map[string]any
+	// trusted is server-supplied caveat context that overrides the
+	// request's and the relationship's.
+	trusted map[string]any
 	memo    map[nodeKey]*memoEntry
 }
 

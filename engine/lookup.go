@@ -31,14 +31,20 @@ type LookupResourcesRequest struct {
 	After string
 	// Limit stops after this many results; 0 means no limit.
 	Limit int
+	// Policy applies the server's rules about subjects; nil applies none.
+	Policy *Policy
 }
 
 // LookupResources returns the matching resources sorted by id, with no
 // permission results left out, and reports whether more remain after the
 // last one returned.
 func LookupResources(s *schema.Schema, snap graph.Snapshot, limits Limits, req LookupResourcesRequest) ([]ResourceResult, bool, error) {
+	if !req.Policy.allows(req.Subject) {
+		return nil, false, nil
+	}
 	candidates := reverseReachable(s, snap, req.Subject, req.ResourceType)
 	w := newWalker(s, snap, limits, req.Subject, req.Context)
+	w.trusted = req.Policy.trusted(req.Subject)
 	var out []ResourceResult
 	for _, id := range candidates {
 		if req.After != "" && id <= req.After {

@@ -29,6 +29,9 @@ type LookupSubjectsRequest struct {
 	After string
 	// Limit stops after this many concrete subjects; 0 means no limit.
 	Limit int
+	// Policy applies the server's rules about subjects; nil applies none.
+	// A subject it disallows is left out, and excluded from a wildcard.
+	Policy *Policy
 }
 
 // anySubjectID stands for a subject that appears in no relationship. It is
@@ -43,7 +46,12 @@ func LookupSubjects(s *schema.Schema, snap graph.Snapshot, limits Limits, req Lo
 	ids, wildcardReached := forwardReachable(s, snap, req.Resource, req.SubjectType)
 	decide := func(id string) (outcome, error) {
 		subject := graph.SubjectRef{Type: req.SubjectType, ID: id, Relation: req.SubjectRelation}
-		return newWalker(s, snap, limits, subject, req.Context).check(req.Resource, req.Permission, 0)
+		if id != anySubjectID && !req.Policy.allows(subject) {
+			return outNo, nil
+		}
+		w := newWalker(s, snap, limits, subject, req.Context)
+		w.trusted = req.Policy.trusted(subject)
+		return w.check(req.Resource, req.Permission, 0)
 	}
 
 	var out []SubjectResult

@@ -1,0 +1,28 @@
+package engine
+
+import "github.com/mandate-iam/mandate/graph"
+
+// Policy carries the server's own rules about subjects into the walker.
+// A nil Policy, or a nil field, changes nothing, so a schema without
+// Mandate's agent types behaves exactly as in SpiceDB.
+type Policy struct {
+	// Allowed reports whether a subject may hold any permission at all.
+	// It returns false for a suspended or decommissioned agent.
+	Allowed func(graph.SubjectRef) bool
+	// TrustedContext returns caveat context that the server vouches for,
+	// such as the request time and the agent's risk level. It overrides
+	// both the request's context and the relationship's, so neither a
+	// client nor a stored relationship can forge it.
+	TrustedContext func(graph.SubjectRef) map[string]any
+}
+
+func (p *Policy) allows(s graph.SubjectRef) bool {
+	return p == nil || p.Allowed == nil || p.Allowed(s)
+}
+
+func (p *Policy) trusted(s graph.SubjectRef) map[string]any {
+	if p == nil || p.TrustedContext == nil {
+		return nil
+	}
+	return p.TrustedContext(s)
+}
