@@ -1,0 +1,151 @@
+package identity
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// Agent tokens are compact JWS tokens signed with EdDSA by the agent's own
+// Ed25519 key. The subject is the agent id, the audience is the server's,
+// and the token carries issued-at, expiry and a unique id that the server
+// accepts only once.
+
+// DefaultAudience is the audience agents put in their tokens unless the
+// server is configured with another.
+const DefaultAudience = "mandate"
+
+// MaxTokenLifetime is the longest span from issued-at to expiry a server
+// accepts.
+const MaxTokenLifetime = 15 * time.Minute
+
+// clockSkew is how far issued-at may lie in the future, and expiry in the
+// past, to allow for clocks that disagree.
+const clockSkew = 30 * time.Second
+
+// ErrUnauthenticated marks every token that is refused; the message says why.
+var ErrUnauthenticated = errors.New("agent token refused")
+
+// SignToken returns a token for agentID, signed with key, valid for ttl.
+func SignToken(key ed25519.PrivateKey, agentID, audience string, now time.Time, ttl time.Duration) (string, error) {
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: key},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", agentID))
+	if err != nil {
+		return "", fmt.Errorf("sign agent token: %w", err)
+	}
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", fmt.Errorf("sign agent token: %w", err)
+	}
+	claims := jwt.Claims{
+		Subject:  agentID,
+		Audience: jwt.Audience{audience},
+		IssuedAt: jwt.NewNumericDate(now),
+		Expiry:   jwt.NewNumericDate(now.Add(ttl)),
+		ID:       hex.EncodeToString(id[:]),
+	}
+	token, err := jwt.Signed(signer).Claims(claims).Serialize()
+	if err != nil {
+		return "", fmt.Errorf("sign agent token: %w", err)
+	}
+	return token, nil
+}
+
+// Verifier checks agent tokens. It is safe for concurrent use.
+//
+// NOTE: the replay cache lives in this process, so with several nodes a
+// token could be used once on each node within its lifetime.
+type Verifier struct {
+	audience string
+	clock    func() time.Time
+
+	// mu guards seen, the ids of accepted tokens with their expiry, and
+	// inserts, which counts additions since seen was last pruned.
+	mu      sync.Mutex
+	seen    map[string]time.Time
+	inserts int
+}
+
+// NewVerifier returns a Verifier for tokens addressed to audience.
+func NewVerifier(audience string, clock func() time.Time) *Verifier {
+	if audience == "" {
+		audience = DefaultAudience
+	}
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Verifier{audience: audience, clock: clock, seen: make(map[string]time.Time)}
+}
+
+// Verify checks token and returns the agent it authenticates. lookup
+// returns the identity registered for an agent id. Every refusal wraps
+// ErrUnauthenticated.
+func (v *Verifier) Verify(token string, lookup func(id string) (*Agent, error)) (*Agent, error) {
+	refuse := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrUnauthenticated, fmt.Sprintf(format, args...))
+	}
+	parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.EdDSA})
+	if err != nil {
+		return nil, refuse("malformed token: %v", err)
+	}
+	var unverified jwt.Claims
+	if err := parsed.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return nil, refuse("malformed claims: %v", err)
+	}
+	if unverified.Subject == "" {
+		return nil, refuse("token has no subject")
+	}
+	agent, err := lookup(unverified.Subject)
+	if err != nil {
+		return nil, refuse("unknown agent %q", unverified.Subject)
+	}
+	if agent.State == StateDecommissioned {
+		return nil, refuse("agent %q is decommissioned and its key is no longer accepted", agent.ID)
+	}
+	var claims jwt.Claims
+	if err := parsed.Claims(agent.PublicKey, &claims); err != nil {
+		return nil, refuse("signature does not verify with the key registered for agent %q", agent.ID)
+	}
+	now := v.clock()
+	if claims.IssuedAt == nil || claims.Expiry == nil || claims.ID == "" {
+		return nil, refuse("token must carry iat, exp and jti")
+	}
+	if err := claims.ValidateWithLeeway(jwt.Expected{
+		Subject: agent.ID, AnyAudience: jwt.Audience{v.audience}, Time: now,
+	}, clockSkew); err != nil {
+		return nil, refuse("%v (audience must be %q)", err, v.audience)
+	}
+	if life := claims.Expiry.Time().Sub(claims.IssuedAt.Time()); life > MaxTokenLifetime {
+		return nil, refuse("token lifetime %s exceeds the maximum of %s", life, MaxTokenLifetime)
+	}
+	if err := v.remember(claims.ID, claims.Expiry.Time().Add(clockSkew), now); err != nil {
+		return nil, err
+	}
+	return agent, nil
+}
+
+// remember records a token id, refusing one seen before.
+func (v *Verifier) remember(id string, until, now time.Time) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, dup := v.seen[id]; dup {
+		return fmt.Errorf("%w: token %q was already used", ErrUnauthenticated, id)
+	}
+	if v.inserts++; v.inserts >= 1024 {
+		v.inserts = 0
+		for k, exp := range v.seen {
+			if now.After(exp) {
+				delete(v.seen, k)
+			}
+		}
+	}
+	v.seen[id] = until
+	return nil
+}
