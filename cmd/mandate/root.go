@@ -18,6 +18,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand())
+	root.AddCommand(newLoadtestCommand())
 	return root
 }
 
