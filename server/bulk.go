@@ -22,6 +22,9 @@ const maxImportRelationships = 1_000_000
 // whole import, and nothing is written.
 func (ps *permissionsService) ImportBulkRelationships(stream grpc.ClientStreamingServer[v1.ImportBulkRelationshipsRequest, v1.ImportBulkRelationshipsResponse]) error {
 	ctx := stream.Context()
+	if err := ps.s.authorizeWrite(ctx, "ImportBulkRelationships"); err != nil {
+		return err
+	}
 	var rels []*graph.Relationship
 	seen := make(map[graph.Key]struct{})
 	for {
@@ -37,6 +40,9 @@ func (ps *permissionsService) ImportBulkRelationships(stream grpc.ClientStreamin
 		}
 		for _, r := range req.GetRelationships() {
 			rel := relationshipFromProto(r)
+			if err := rejectCoreWrite(ctx, rel.ResourceType); err != nil {
+				return err
+			}
 			if _, dup := seen[rel.Key]; dup {
 				return invalidArgument("import bulk relationships: relationship %s appears more than once", rel.Key)
 			}
@@ -77,6 +83,9 @@ const exportBatchSize = 1000
 // resume after them at the same revision.
 func (ps *permissionsService) ExportBulkRelationships(req *v1.ExportBulkRelationshipsRequest, stream grpc.ServerStreamingServer[v1.ExportBulkRelationshipsResponse]) error {
 	ctx := stream.Context()
+	if err := requireAdmin(ctx, "ExportBulkRelationships"); err != nil {
+		return err
+	}
 	if err := validateProto(req); err != nil {
 		return err
 	}

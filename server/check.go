@@ -8,6 +8,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/mandate-iam/mandate/engine"
+	"github.com/mandate-iam/mandate/graph"
+	"github.com/mandate-iam/mandate/identity"
 	grpcstatus "google.golang.org/grpc/status"
 )
 
@@ -29,21 +31,44 @@ func partialInfo(r engine.Result) *v1.PartialCaveatInfo {
 	return &v1.PartialCaveatInfo{MissingRequiredContext: r.MissingContext}
 }
 
-// checkOne validates and answers one check in the given view.
-func (s *Server) checkOne(v view, resource *v1.ObjectReference, permission string, subject *v1.SubjectReference, ctx *structpb.Struct) (engine.Result, error) {
-	req := engine.CheckRequest{
-		Resource:   objectFromProto(resource),
-		Permission: permission,
-		Subject:    subjectFromProto(subject),
-		Context:    contextMap(ctx),
-	}
-	if err := validatePermissionQuery(v.schema, req.Resource.Type, req.Permission, req.Subject); err != nil {
+// checkInput is one permission question.
+type checkInput struct {
+	resource   graph.ObjectRef
+	permission string
+	subject    graph.SubjectRef
+	context    map[string]any
+}
+
+// check validates and answers one question in the given view, under the
+// identity policy when the schema has Mandate's agent types.
+func (s *Server) check(v view, in checkInput) (engine.Result, error) {
+	if err := validatePermissionQuery(v.schema, in.resource.Type, in.permission, in.subject); err != nil {
 		return engine.Result{}, err
 	}
-	if err := rejectWildcardSubject(req.Subject); err != nil {
+	if err := rejectWildcardSubject(in.subject); err != nil {
 		return engine.Result{}, err
 	}
-	return engine.Check(v.schema, v.snap, s.cfg.Limits, req)
+	return engine.Check(v.schema, v.snap, s.cfg.Limits, engine.CheckRequest{
+		Resource:   in.resource,
+		Permission: in.permission,
+		Subject:    in.subject,
+		Context:    in.context,
+		Policy:     identity.Policy(v.schema, v.snap, v.snap.Now),
+	})
+}
+
+// checkOne authorizes the caller for the subject, then answers the check.
+func (s *Server) checkOne(ctx context.Context, v view, resource *v1.ObjectReference, permission string, subject *v1.SubjectReference, caveatContext *structpb.Struct) (engine.Result, error) {
+	in := checkInput{
+		resource:   objectFromProto(resource),
+		permission: permission,
+		subject:    subjectFromProto(subject),
+		context:    contextMap(caveatContext),
+	}
+	if err := s.authorizeSubject(ctx, v.snap, in.subject); err != nil {
+		return engine.Result{}, err
+	}
+	return s.check(v, in)
 }
 
 func (ps *permissionsService) CheckPermission(ctx context.Context, req *v1.CheckPermissionRequest) (*v1.CheckPermissionResponse, error) {
@@ -54,7 +79,7 @@ func (ps *permissionsService) CheckPermission(ctx context.Context, req *v1.Check
 	if err != nil {
 		return nil, err
 	}
-	res, err := ps.s.checkOne(v, req.GetResource(), req.GetPermission(), req.GetSubject(), req.GetContext())
+	res, err := ps.s.checkOne(ctx, v, req.GetResource(), req.GetPermission(), req.GetSubject(), req.GetContext())
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +110,7 @@ func (ps *permissionsService) CheckBulkPermissions(ctx context.Context, req *v1.
 			return nil, err
 		}
 		pair := &v1.CheckBulkPermissionsPair{Request: item}
-		res, err := ps.s.checkOne(v, item.GetResource(), item.GetPermission(), item.GetSubject(), item.GetContext())
+		res, err := ps.s.checkOne(ctx, v, item.GetResource(), item.GetPermission(), item.GetSubject(), item.GetContext())
 		if err != nil {
 			st, _ := grpcstatus.FromError(toStatus(err))
 			pair.Response = &v1.CheckBulkPermissionsPair_Error{Error: &status.Status{

@@ -10,6 +10,9 @@ import (
 )
 
 func (ps *permissionsService) ExpandPermissionTree(ctx context.Context, req *v1.ExpandPermissionTreeRequest) (*v1.ExpandPermissionTreeResponse, error) {
+	if err := requireAdmin(ctx, "ExpandPermissionTree"); err != nil {
+		return nil, err
+	}
 	if err := validateProto(req); err != nil {
 		return nil, err
 	}

@@ -2,13 +2,11 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -29,43 +27,29 @@ func isPublic(method string) bool {
 	return false
 }
 
-// authenticate checks the bearer token in the call's metadata against the
-// preshared key.
-func (s *Server) authenticate(ctx context.Context, method string) error {
-	if s.cfg.InsecureNoAuth || isPublic(method) {
-		return nil
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	values := md.Get("authorization")
-	if len(values) == 0 {
-		return status.Error(codes.Unauthenticated, "missing authorization metadata: send \"authorization: Bearer <preshared key>\"")
-	}
-	token, ok := strings.CutPrefix(values[0], "Bearer ")
-	if !ok {
-		token, ok = strings.CutPrefix(values[0], "bearer ")
-	}
-	if !ok {
-		return status.Error(codes.Unauthenticated, "malformed authorization metadata: expected \"Bearer <preshared key>\"")
-	}
-	if subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.PresharedKey)) != 1 {
-		return status.Error(codes.Unauthenticated, "invalid preshared key")
-	}
-	return nil
-}
-
 func (s *Server) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := s.authenticate(ctx, info.FullMethod); err != nil {
+	ctx, err := s.authenticate(ctx, info.FullMethod)
+	if err != nil {
 		return nil, err
 	}
 	return handler(ctx, req)
 }
 
 func (s *Server) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if err := s.authenticate(ss.Context(), info.FullMethod); err != nil {
+	ctx, err := s.authenticate(ss.Context(), info.FullMethod)
+	if err != nil {
 		return err
 	}
-	return handler(srv, ss)
+	return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
 }
+
+// contextStream is a server stream whose context carries the principal.
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (c *contextStream) Context() context.Context { return c.ctx }
 
 // logUnary logs one line per call and turns domain errors into statuses.
 func (s *Server) logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mandate-iam/mandate/engine"
 	"github.com/mandate-iam/mandate/graph"
+	"github.com/mandate-iam/mandate/identity"
 )
 
 func lookupPermissionship(m engine.Membership) v1.LookupPermissionship {
@@ -74,6 +75,9 @@ func (ps *permissionsService) LookupResources(req *v1.LookupResourcesRequest, st
 	if err := rejectWildcardSubject(subject); err != nil {
 		return err
 	}
+	if err := ps.s.authorizeSubject(ctx, v.snap, subject); err != nil {
+		return err
+	}
 	results, _, err := engine.LookupResources(v.schema, v.snap, ps.s.cfg.Limits, engine.LookupResourcesRequest{
 		ResourceType: req.GetResourceObjectType(),
 		Permission:   req.GetPermission(),
@@ -81,6 +85,7 @@ func (ps *permissionsService) LookupResources(req *v1.LookupResourcesRequest, st
 		Context:      contextMap(req.GetContext()),
 		After:        after,
 		Limit:        int(req.GetOptionalLimit()),
+		Policy:       identity.Policy(v.schema, v.snap, v.snap.Now),
 	})
 	if err != nil {
 		return err
@@ -111,6 +116,9 @@ func resolvedSubject(r engine.SubjectResult) *v1.ResolvedSubject {
 
 func (ps *permissionsService) LookupSubjects(req *v1.LookupSubjectsRequest, stream grpc.ServerStreamingServer[v1.LookupSubjectsResponse]) error {
 	ctx := stream.Context()
+	if err := requireAdmin(ctx, "LookupSubjects"); err != nil {
+		return err
+	}
 	if err := validateProto(req); err != nil {
 		return err
 	}
@@ -138,6 +146,7 @@ func (ps *permissionsService) LookupSubjects(req *v1.LookupSubjectsRequest, stre
 		Context:         contextMap(req.GetContext()),
 		After:           after,
 		Limit:           int(req.GetOptionalConcreteLimit()),
+		Policy:          identity.Policy(v.schema, v.snap, v.snap.Now),
 	})
 	if err != nil {
 		return err

@@ -59,6 +59,9 @@ func keyFromParts(p [6]string) graph.Key {
 
 func (ps *permissionsService) ReadRelationships(req *v1.ReadRelationshipsRequest, stream grpc.ServerStreamingServer[v1.ReadRelationshipsResponse]) error {
 	ctx := stream.Context()
+	if err := requireAdmin(ctx, "ReadRelationships"); err != nil {
+		return err
+	}
 	if err := validateProto(req); err != nil {
 		return err
 	}

@@ -26,6 +26,13 @@ func (ss *schemaService) ReadSchema(ctx context.Context, req *v1.ReadSchemaReque
 }
 
 func (ss *schemaService) WriteSchema(ctx context.Context, req *v1.WriteSchemaRequest) (*v1.WriteSchemaResponse, error) {
+	head, err := ss.s.viewFor(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := ss.s.authorizeByGraph(ctx, head, "write_schema", "WriteSchema"); err != nil {
+		return nil, err
+	}
 	if err := validateProto(req); err != nil {
 		return nil, err
 	}
@@ -37,6 +44,15 @@ func (ss *schemaService) WriteSchema(ctx context.Context, req *v1.WriteSchemaReq
 		return nil, invalidArgument("write schema: %v", err)
 	}
 	rev, err := ss.s.graph.Update(ctx, func(tx *graph.Tx) error {
+		current, err := ss.s.schemas.get(ctx, tx.Snapshot().SchemaText)
+		if err != nil {
+			return err
+		}
+		if current != nil && current.HasAgentTypes() {
+			if err := schema.CheckAgentCore(compiled); err != nil {
+				return failedPrecondition("write schema: %v", err)
+			}
+		}
 		if err := checkSchemaKeepsData(tx.Snapshot(), compiled); err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mandate-iam/mandate/engine"
 	"github.com/mandate-iam/mandate/graph"
+	"github.com/mandate-iam/mandate/identity"
 )
 
 // Config configures a Server. Only Graph is required; every other zero
@@ -29,6 +30,9 @@ type Config struct {
 	// InsecureNoAuth serves every call without authentication, for local
 	// development only.
 	InsecureNoAuth bool
+	// TokenAudience is the audience agent tokens must name; the default is
+	// "mandate".
+	TokenAudience string
 	// Limits bounds the engine's work per request.
 	Limits engine.Limits
 	// MaxUpdatesPerWrite bounds the updates of one WriteRelationships call
@@ -71,12 +75,13 @@ func (c *Config) Validate() error {
 
 // Server serves the v1 API over gRPC.
 type Server struct {
-	cfg     Config
-	graph   *graph.Graph
-	schemas schemaCache
-	grpc    *grpc.Server
-	health  *health.Server
-	log     zerolog.Logger
+	cfg      Config
+	graph    *graph.Graph
+	schemas  schemaCache
+	verifier *identity.Verifier
+	grpc     *grpc.Server
+	health   *health.Server
+	log      zerolog.Logger
 }
 
 // New builds a Server and registers its services.
@@ -84,7 +89,13 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, graph: cfg.Graph, log: cfg.Logger, health: health.NewServer()}
+	s := &Server{
+		cfg:      cfg,
+		graph:    cfg.Graph,
+		log:      cfg.Logger,
+		health:   health.NewServer(),
+		verifier: identity.NewVerifier(cfg.TokenAudience, cfg.Clock),
+	}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.ChainUnaryInterceptor(s.logUnary, s.authUnary),

@@ -44,6 +44,9 @@ func (o *watchOptions) selects(r *graph.Relationship) bool {
 
 func (ws *watchService) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingServer[v1.WatchResponse]) error {
 	ctx := stream.Context()
+	if err := requireAdmin(ctx, "Watch"); err != nil {
+		return err
+	}
 	if err := validateProto(req); err != nil {
 		return err
 	}

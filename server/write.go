@@ -21,6 +21,9 @@ func (ps *permissionsService) headSchema(ctx context.Context, snap graph.Snapsho
 }
 
 func (ps *permissionsService) WriteRelationships(ctx context.Context, req *v1.WriteRelationshipsRequest) (*v1.WriteRelationshipsResponse, error) {
+	if err := ps.s.authorizeWrite(ctx, "WriteRelationships"); err != nil {
+		return nil, err
+	}
 	if err := validateProto(req); err != nil {
 		return nil, err
 	}
@@ -44,6 +47,9 @@ func (ps *permissionsService) WriteRelationships(ctx context.Context, req *v1.Wr
 			return nil, invalidArgument("write relationships: relationship %s appears in more than one update", rel.Key)
 		}
 		seen[rel.Key] = struct{}{}
+		if err := rejectCoreWrite(ctx, rel.ResourceType); err != nil {
+			return nil, err
+		}
 		if u.GetOperation() == v1.RelationshipUpdate_OPERATION_UNSPECIFIED {
 			return nil, invalidArgument("write relationships: update of %s has no operation", rel.Key)
 		}
@@ -112,6 +118,9 @@ func checkPreconditions(sch *schema.Schema, snap graph.Snapshot, preconditions [
 }
 
 func (ps *permissionsService) DeleteRelationships(ctx context.Context, req *v1.DeleteRelationshipsRequest) (*v1.DeleteRelationshipsResponse, error) {
+	if err := ps.s.authorizeWrite(ctx, "DeleteRelationships"); err != nil {
+		return nil, err
+	}
 	if err := validateProto(req); err != nil {
 		return nil, err
 	}
@@ -124,6 +133,9 @@ func (ps *permissionsService) DeleteRelationships(ctx context.Context, req *v1.D
 		return nil, invalidArgument("delete relationships: limit %d exceeds the maximum of %d", limit, ps.s.cfg.MaxReadLimit)
 	}
 	filter := filterFromProto(req.GetRelationshipFilter())
+	if err := rejectCoreWrite(ctx, filter.ResourceType); err != nil {
+		return nil, err
+	}
 	var deleted int
 	partial := false
 	rev, err := ps.s.graph.Update(ctx, func(tx *graph.Tx) error {

@@ -1,0 +1,167 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/mandate-iam/mandate/engine"
+	"github.com/mandate-iam/mandate/graph"
+	"github.com/mandate-iam/mandate/identity"
+	"github.com/mandate-iam/mandate/schema"
+)
+
+// Principal is the authenticated caller of one request: an administrator
+// (the preshared key, or anyone when authentication is off) or an agent.
+type Principal struct {
+	Admin   bool
+	AgentID string
+}
+
+func (p Principal) String() string {
+	if p.Admin {
+		return "admin"
+	}
+	return "agent:" + p.AgentID
+}
+
+type principalKey struct{}
+
+// principalFrom returns the request's principal. Calls that bypassed
+// authentication (health, reflection) have none and get a non-admin zero
+// value.
+func principalFrom(ctx context.Context) Principal {
+	p, _ := ctx.Value(principalKey{}).(Principal)
+	return p
+}
+
+// authenticate resolves the bearer token of a call to a principal: the
+// preshared key makes an administrator, and any other token must be an
+// agent token signed by a registered, not decommissioned agent.
+func (s *Server) authenticate(ctx context.Context, method string) (context.Context, error) {
+	if s.cfg.InsecureNoAuth {
+		return context.WithValue(ctx, principalKey{}, Principal{Admin: true}), nil
+	}
+	if isPublic(method) {
+		return ctx, nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	values := md.Get("authorization")
+	if len(values) == 0 {
+		return nil, status.Error(codes.Unauthenticated, "missing authorization metadata: send \"authorization: Bearer <preshared key or agent token>\"")
+	}
+	token, ok := strings.CutPrefix(values[0], "Bearer ")
+	if !ok {
+		token, ok = strings.CutPrefix(values[0], "bearer ")
+	}
+	if !ok || token == "" {
+		return nil, status.Error(codes.Unauthenticated, "malformed authorization metadata: expected \"Bearer <preshared key or agent token>\"")
+	}
+	if s.cfg.PresharedKey != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.PresharedKey)) == 1 {
+		return context.WithValue(ctx, principalKey{}, Principal{Admin: true}), nil
+	}
+	if strings.Count(token, ".") != 2 {
+		return nil, status.Error(codes.Unauthenticated, "invalid preshared key")
+	}
+	snap := s.graph.HeadSnapshot(s.cfg.Clock())
+	agent, err := s.verifier.Verify(token, func(id string) (*identity.Agent, error) { return identity.Get(snap, id) })
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	return context.WithValue(ctx, principalKey{}, Principal{AgentID: agent.ID}), nil
+}
+
+// requireAdmin fails unless the caller is an administrator.
+func requireAdmin(ctx context.Context, what string) error {
+	if p := principalFrom(ctx); !p.Admin {
+		return status.Errorf(codes.PermissionDenied, "%s needs an administrator; the caller is %s", what, p)
+	}
+	return nil
+}
+
+// authorizeSubject lets an administrator ask about any subject, and an
+// agent only about itself or a delegation whose delegate it is.
+func (s *Server) authorizeSubject(ctx context.Context, snap graph.Snapshot, subject graph.SubjectRef) error {
+	p := principalFrom(ctx)
+	if p.Admin {
+		return nil
+	}
+	switch subject.Type {
+	case schema.AgentType:
+		if subject.ID == p.AgentID {
+			return nil
+		}
+	case schema.DelegationType:
+		if s.delegationHeldBy(snap, subject.ID, p.AgentID) {
+			return nil
+		}
+	}
+	return status.Errorf(codes.PermissionDenied,
+		"agent %q may only ask about itself or a delegation it holds, not about %s", p.AgentID, subject)
+}
+
+// delegationHeldBy reports whether agentID is the delegate of delegation id.
+func (s *Server) delegationHeldBy(snap graph.Snapshot, id, agentID string) bool {
+	return snap.Find(graph.Key{
+		ResourceType: schema.DelegationType, ResourceID: id, Relation: "delegate",
+		Subject: graph.SubjectRef{Type: schema.AgentType, ID: agentID},
+	}) != nil
+}
+
+// authorizeByGraph lets an administrator through, and an agent only when
+// the graph gives it permission on platform:mandate.
+func (s *Server) authorizeByGraph(ctx context.Context, v view, permission, what string) error {
+	p := principalFrom(ctx)
+	if p.Admin {
+		return nil
+	}
+	if v.schema == nil || v.schema.Relation(schema.PlatformType, permission) == nil {
+		return status.Errorf(codes.PermissionDenied, "%s needs an administrator; the caller is %s", what, p)
+	}
+	res, err := s.check(v, checkInput{
+		resource:   graph.ObjectRef{Type: schema.PlatformType, ID: "mandate"},
+		permission: permission,
+		subject:    graph.SubjectRef{Type: schema.AgentType, ID: p.AgentID},
+	})
+	if err != nil {
+		return err
+	}
+	if res.Membership != engine.HasPermission {
+		return status.Errorf(codes.PermissionDenied,
+			"%s: agent %q lacks %s on platform:mandate", what, p.AgentID, permission)
+	}
+	return nil
+}
+
+// authorizeWrite lets an administrator write relationships, and an agent
+// only when the graph grants it write_relationships on platform:mandate.
+// Relationships of agents, delegations and the platform are written by
+// Mandate's own services, never through the v1 API by an agent.
+func (s *Server) authorizeWrite(ctx context.Context, what string) error {
+	if principalFrom(ctx).Admin {
+		return nil
+	}
+	v, err := s.viewFor(ctx, nil)
+	if err != nil {
+		return err
+	}
+	return s.authorizeByGraph(ctx, v, "write_relationships", what)
+}
+
+// rejectCoreWrite refuses an agent's write to the relationships that
+// Mandate's own services keep: agents, delegations and the platform.
+func rejectCoreWrite(ctx context.Context, resourceType string) error {
+	if principalFrom(ctx).Admin {
+		return nil
+	}
+	switch resourceType {
+	case schema.AgentType, schema.DelegationType, schema.PlatformType, "":
+		return status.Errorf(codes.PermissionDenied,
+			"agents may not write relationships of type %q through the v1 API", resourceType)
+	}
+	return nil
+}
