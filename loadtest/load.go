@@ -48,6 +48,9 @@ func Load(ctx context.Context, client Client, s Scenario, opts LoadOptions) (*Lo
 		return nil, fmt.Errorf("invalid load batch size %d: must be at least 1", opts.BatchSize)
 	}
 	if _, err := client.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: s.Schema()}); err != nil {
+		if status.Code(err) == codes.FailedPrecondition {
+			return nil, fmt.Errorf("write schema of scenario %s: %w (a Mandate server that installed its default Agent IAM schema keeps that schema's core: start it on an empty data directory with --default-schema=false)", s.Name(), err)
+		}
 		return nil, fmt.Errorf("write schema of scenario %s: %w", s.Name(), err)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -35,6 +36,7 @@ type loadtestOptions struct {
 	seed             uint64
 	consistency      string
 	jsonOutput       bool
+	reportFile       string
 	skipLoad         bool
 	loadOnly         bool
 	progressInterval time.Duration
@@ -91,6 +93,7 @@ The command exits with status 1 when any answer was wrong.`,
 	f.StringVar(&o.consistency, "consistency", loadtest.ConsistencyAtLeastAsFresh,
 		"consistency of reads: minimize_latency, at_least_as_fresh (the ZedToken of the loaded data) or fully_consistent")
 	f.BoolVar(&o.jsonOutput, "json", false, "print the final report as JSON instead of a table")
+	f.StringVar(&o.reportFile, "report-file", "", "also write the final report as JSON to this file")
 	f.BoolVar(&o.skipLoad, "skip-load", false, "reuse a data set an earlier run loaded with the same --schema, --relationships and --seed")
 	f.BoolVar(&o.loadOnly, "load-only", false, "load the data set and exit without running calls")
 	f.DurationVar(&o.progressInterval, "progress-interval", 5*time.Second, "time between progress lines on stderr; 0 for none")
@@ -182,6 +185,11 @@ func runLoadtest(parent context.Context, o loadtestOptions, stdout, stderr io.Wr
 		return err
 	}
 	report.Load = load
+	if o.reportFile != "" {
+		if err := writeReportFile(o.reportFile, report); err != nil {
+			return err
+		}
+	}
 	if o.jsonOutput {
 		err = report.WriteJSON(stdout)
 	} else {
@@ -192,6 +200,21 @@ func runLoadtest(parent context.Context, o loadtestOptions, stdout, stderr io.Wr
 	}
 	if n := report.Total.Mismatches; n > 0 {
 		return fmt.Errorf("%d of %d verified answers differ from the expected ones; see the mismatch lines of the report", n, report.Total.Verified)
+	}
+	return nil
+}
+
+func writeReportFile(path string, report *loadtest.Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create --report-file: %w", err)
+	}
+	if err := report.WriteJSON(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write --report-file %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write --report-file %s: %w", path, err)
 	}
 	return nil
 }
