@@ -14,6 +14,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	mandatev1 "github.com/mandate-iam/mandate/api/mandate/v1"
 	"github.com/mandate-iam/mandate/engine"
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/identity"
@@ -104,6 +105,8 @@ func New(cfg Config) (*Server, error) {
 	v1.RegisterSchemaServiceServer(s.grpc, &schemaService{s: s})
 	v1.RegisterPermissionsServiceServer(s.grpc, &permissionsService{s: s})
 	v1.RegisterWatchServiceServer(s.grpc, &watchService{s: s})
+	mandatev1.RegisterAgentServiceServer(s.grpc, &agentService{s: s})
+	mandatev1.RegisterOperationsServiceServer(s.grpc, &operationsService{s: s})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	for _, name := range []string{
@@ -111,6 +114,8 @@ func New(cfg Config) (*Server, error) {
 		v1.SchemaService_ServiceDesc.ServiceName,
 		v1.PermissionsService_ServiceDesc.ServiceName,
 		v1.WatchService_ServiceDesc.ServiceName,
+		mandatev1.AgentService_ServiceDesc.ServiceName,
+		mandatev1.OperationsService_ServiceDesc.ServiceName,
 	} {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}

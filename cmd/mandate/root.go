@@ -18,6 +18,9 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand())
+	root.AddCommand(newAgentCommand())
+	root.AddCommand(newCheckCommand())
+	root.AddCommand(newRelationshipCommand())
 	root.AddCommand(newLoadtestCommand())
 	return root
 }

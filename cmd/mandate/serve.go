@@ -20,6 +20,8 @@ type serveOptions struct {
 	insecureNoAuth bool
 	dataDir        string
 	maxDepth       int
+	defaultSchema  bool
+	tokenAudience  string
 	logLevel       string
 	logFormat      string
 }
@@ -49,6 +51,8 @@ MANDATE_GRPC_ADDR, --grpc-preshared-key is MANDATE_GRPC_PRESHARED_KEY.`,
 	f.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "serve every call without authentication; for local development only")
 	f.StringVar(&o.dataDir, "data-dir", "./mandate-data", "directory of the embedded store, created on first start")
 	f.IntVar(&o.maxDepth, "max-depth", 50, "deepest chain of relations one check may follow")
+	f.BoolVar(&o.defaultSchema, "default-schema", true, "install the Agent IAM schema when the store has no schema")
+	f.StringVar(&o.tokenAudience, "token-audience", "mandate", "audience that agent tokens must name")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
 	return cmd
@@ -88,6 +92,14 @@ func runServe(parent context.Context, o serveOptions) error {
 	log.Info().Str("datastore", "embedded").Str("data_dir", o.dataDir).
 		Uint64("head_revision", uint64(g.Head())).Msg("configured datastore")
 
+	if o.defaultSchema {
+		installed, err := server.InstallDefaultSchema(ctx, g)
+		if err != nil {
+			return err
+		}
+		log.Info().Bool("installed_now", installed).Msg("configured default agent schema")
+	}
+
 	limits := engine.Limits{MaxDepth: o.maxDepth}
 	log.Info().Int("max_depth", limits.MaxDepth).Msg("configured engine")
 
@@ -95,6 +107,7 @@ func runServe(parent context.Context, o serveOptions) error {
 		Graph:          g,
 		PresharedKey:   o.presharedKey,
 		InsecureNoAuth: o.insecureNoAuth,
+		TokenAudience:  o.tokenAudience,
 		Limits:         limits,
 		Logger:         log,
 	})
