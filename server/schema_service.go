@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/mandate-iam/mandate/graph"
+	"github.com/mandate-iam/mandate/identity"
 	"github.com/mandate-iam/mandate/schema"
 )
 
@@ -48,7 +49,7 @@ func (ss *schemaService) WriteSchema(ctx context.Context, req *v1.WriteSchemaReq
 		if err != nil {
 			return err
 		}
-		if current != nil && current.HasAgentTypes() {
+		if current != nil && current.HasAgentTypes() && hasAgents(tx.Snapshot()) {
 			if err := schema.CheckAgentCore(compiled); err != nil {
 				return failedPrecondition("write schema: %v", err)
 			}
@@ -91,4 +92,13 @@ func checkSchemaKeepsData(snap graph.Snapshot, next *schema.Schema) error {
 		}
 	}
 	return nil
+}
+
+// hasAgents reports whether any agent identity is registered. Until one
+// is, an operator may replace the default schema entirely; after that the
+// agent part must stay.
+func hasAgents(snap graph.Snapshot) bool {
+	found := false
+	snap.Records(identity.RecordKind, func(string, []byte) { found = true })
+	return found
 }
