@@ -40,6 +40,14 @@ type CheckRequest struct {
 // Check answers one permission question at the snapshot's revision.
 // The caller validates that the resource type and permission exist.
 func Check(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckRequest) (Result, error) {
+	chain, err := req.Policy.resolveChain(req.Subject)
+	if err != nil {
+		return Result{}, err
+	}
+	if chain != nil {
+		res, err := checkChain(s, snap, limits, req, chain)
+		return res.Result, err
+	}
 	if !req.Policy.allows(req.Subject) {
 		return Result{Membership: NoPermission}, nil
 	}

@@ -39,10 +39,23 @@ type LookupResourcesRequest struct {
 // permission results left out, and reports whether more remain after the
 // last one returned.
 func LookupResources(s *schema.Schema, snap graph.Snapshot, limits Limits, req LookupResourcesRequest) ([]ResourceResult, bool, error) {
-	if !req.Policy.allows(req.Subject) {
+	chain, err := req.Policy.resolveChain(req.Subject)
+	if err != nil {
+		return nil, false, err
+	}
+	seed := req.Subject
+	if chain != nil {
+		if chain.Invalid != "" || len(chain.Principals) == 0 {
+			return nil, false, nil
+		}
+		// Every result must be in the delegate's own lookup, so its
+		// candidates are enough.
+		seed = chain.Principals[len(chain.Principals)-1]
+	}
+	if !req.Policy.allows(seed) {
 		return nil, false, nil
 	}
-	candidates := reverseReachable(s, snap, req.Subject, req.ResourceType)
+	candidates := reverseReachable(s, snap, seed, req.ResourceType)
 	w := newWalker(s, snap, limits, req.Subject, req.Context)
 	w.trusted = req.Policy.trusted(req.Subject)
 	var out []ResourceResult
@@ -50,8 +63,18 @@ func LookupResources(s *schema.Schema, snap graph.Snapshot, limits Limits, req L
 		if req.After != "" && id <= req.After {
 			continue
 		}
-		o, err := w.check(graph.ObjectRef{Type: req.ResourceType, ID: id}, req.Permission, 0)
-		if err != nil {
+		resource := graph.ObjectRef{Type: req.ResourceType, ID: id}
+		var o outcome
+		if chain != nil {
+			res, err := checkChain(s, snap, limits, CheckRequest{
+				Resource: resource, Permission: req.Permission, Subject: req.Subject,
+				Context: req.Context, Policy: req.Policy,
+			}, chain)
+			if err != nil {
+				return nil, false, err
+			}
+			o = outcomeOf(res.Result)
+		} else if o, err = w.check(resource, req.Permission, 0); err != nil {
 			return nil, false, err
 		}
 		if o.m == NoPermission {
@@ -85,11 +108,9 @@ func reverseReachable(s *schema.Schema, snap graph.Snapshot, subject graph.Subje
 	start := graph.ObjectRef{Type: subject.Type, ID: subject.ID}
 	seen := map[graph.ObjectRef]struct{}{start: {}}
 	queue := []graph.ObjectRef{start}
-	if subject.Relation == graph.Ellipsis {
-		wildcard := graph.ObjectRef{Type: subject.Type, ID: graph.Wildcard}
-		seen[wildcard] = struct{}{}
-		queue = append(queue, wildcard)
-	}
+	wildcard := graph.ObjectRef{Type: subject.Type, ID: graph.Wildcard}
+	seen[wildcard] = struct{}{}
+	queue = append(queue, wildcard)
 	for len(queue) > 0 {
 		o := queue[0]
 		queue = queue[1:]

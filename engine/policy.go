@@ -14,6 +14,12 @@ type Policy struct {
 	// both the request's context and the relationship's, so neither a
 	// client nor a stored relationship can forge it.
 	TrustedContext func(graph.SubjectRef) map[string]any
+	// DelegationType is the object type whose objects are delegations, and
+	// ResolveDelegation returns the chain of one. A check or lookup whose
+	// subject is a delegation (without a subject relation) is answered
+	// through its chain. Either being unset turns this off.
+	DelegationType    string
+	ResolveDelegation func(id string) (*Chain, error)
 }
 
 func (p *Policy) allows(s graph.SubjectRef) bool {

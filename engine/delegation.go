@@ -1,0 +1,216 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/mandate-iam/mandate/graph"
+	"github.com/mandate-iam/mandate/schema"
+)
+
+// A delegation hands part of a delegator's access to a delegate. Acting
+// through delegation:<id>, the delegate has a permission on a resource only
+// if every principal of the chain has it and every link's scope covers it:
+// the walker answers the same question once per principal, each with its
+// own memo, and intersects the answers. Authority therefore never grows
+// along a chain, whatever its length.
+
+// Chain is a delegation resolved into what a check needs.
+type Chain struct {
+	// Principals lists the root delegator first, then the delegate of each
+	// link from the root down.
+	Principals []graph.SubjectRef
+	// Links lists the delegations from the one asked about up to the root.
+	Links []Link
+	// Invalid, when not empty, says why the chain grants nothing: a link
+	// that is revoked, expired or missing.
+	Invalid string
+}
+
+// Link is one delegation of a chain.
+type Link struct {
+	ID    string
+	Scope []ScopeItem
+}
+
+// ScopeItem grants Permissions on the resources it names: one object
+// (Resource with an ID), every object of a type (Resource with an empty
+// ID), or every object inside Container, following the relations that the
+// schema uses on the left of an arrow (such as dataset#folder and
+// folder#parent).
+type ScopeItem struct {
+	Permissions []string
+	Resource    graph.ObjectRef
+	Container   graph.ObjectRef
+}
+
+// maxContainmentDepth bounds the walk from a resource up to a container.
+const maxContainmentDepth = 16
+
+// covers reports whether the item grants permission on resource.
+func (it ScopeItem) covers(s *schema.Schema, snap graph.Snapshot, resource graph.ObjectRef, permission string) bool {
+	granted := false
+	for _, p := range it.Permissions {
+		if p == permission {
+			granted = true
+			break
+		}
+	}
+	if !granted {
+		return false
+	}
+	if it.Container.Type != "" {
+		return contains(s, snap, it.Container, resource)
+	}
+	return it.Resource.Type == resource.Type && (it.Resource.ID == "" || it.Resource.ID == resource.ID)
+}
+
+// contains reports whether resource is container, or reaches it through
+// relations used as arrow tuplesets.
+func contains(s *schema.Schema, snap graph.Snapshot, container, resource graph.ObjectRef) bool {
+	seen := map[graph.ObjectRef]bool{resource: true}
+	frontier := []graph.ObjectRef{resource}
+	for depth := 0; depth <= maxContainmentDepth && len(frontier) > 0; depth++ {
+		var next []graph.ObjectRef
+		for _, o := range frontier {
+			if o == container {
+				return true
+			}
+			for _, rel := range tuplesetRelations(s, o.Type) {
+				for _, r := range snap.Subjects(o.Type, o.ID, rel) {
+					up := r.Subject.Object()
+					if !seen[up] {
+						seen[up] = true
+						next = append(next, up)
+					}
+				}
+			}
+		}
+		frontier = next
+	}
+	return false
+}
+
+// tuplesetRelations returns the relations of a definition that some
+// permission of it follows with an arrow.
+func tuplesetRelations(s *schema.Schema, objectType string) []string {
+	def := s.Definition(objectType)
+	if def == nil {
+		return nil
+	}
+	found := map[string]bool{}
+	var walk func(rw *schema.Rewrite)
+	walk = func(rw *schema.Rewrite) {
+		if rw == nil {
+			return
+		}
+		if rw.Kind == schema.Arrow {
+			found[rw.Tupleset] = true
+		}
+		for _, c := range rw.Children {
+			walk(c)
+		}
+	}
+	for _, name := range def.Order {
+		walk(def.Relations[name].Rewrite)
+	}
+	out := make([]string, 0, len(found))
+	for _, name := range def.Order {
+		if found[name] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// LinkCovers reports whether a link's scope grants permission on resource.
+func LinkCovers(s *schema.Schema, snap graph.Snapshot, l Link, resource graph.ObjectRef, permission string) bool {
+	for _, it := range l.Scope {
+		if it.covers(s, snap, resource, permission) {
+			return true
+		}
+	}
+	return false
+}
+
+// ChainResult is a check through a delegation, with the chain of custody.
+type ChainResult struct {
+	Result
+	// LimitedBy names what denied the check: a link whose scope does not
+	// cover it ("scope of delegation:d1"), a principal without the
+	// permission ("agent:a"), or why the chain is invalid. It is empty
+	// when the check passed.
+	LimitedBy string
+	Chain     *Chain
+}
+
+// resolveChain returns the chain of a delegation subject, or nil when the
+// subject is not one: another type, a subject relation, or no resolver.
+func (p *Policy) resolveChain(subject graph.SubjectRef) (*Chain, error) {
+	if p == nil || p.ResolveDelegation == nil || p.DelegationType == "" ||
+		subject.Type != p.DelegationType || subject.Relation != graph.Ellipsis {
+		return nil, nil
+	}
+	return p.ResolveDelegation(subject.ID)
+}
+
+// checkChain answers a check through a resolved chain.
+func checkChain(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckRequest, chain *Chain) (ChainResult, error) {
+	out := ChainResult{Chain: chain}
+	if chain.Invalid != "" {
+		out.LimitedBy = chain.Invalid
+		return out, nil
+	}
+	for _, l := range chain.Links {
+		if !LinkCovers(s, snap, l, req.Resource, req.Permission) {
+			out.LimitedBy = fmt.Sprintf("scope of %s:%s", req.Policy.DelegationType, l.ID)
+			return out, nil
+		}
+	}
+	result := outYes
+	for _, principal := range chain.Principals {
+		if !req.Policy.allows(principal) {
+			out.LimitedBy = principal.String() + " is not active"
+			return out, nil
+		}
+		w := newWalker(s, snap, limits, principal, req.Context)
+		w.trusted = req.Policy.trusted(principal)
+		o, err := w.check(req.Resource, req.Permission, 0)
+		if err != nil {
+			return ChainResult{}, err
+		}
+		if o.m == NoPermission {
+			out.LimitedBy = principal.String()
+			return out, nil
+		}
+		result = and(result, o)
+	}
+	out.Result = result.result()
+	return out, nil
+}
+
+// CheckChain answers a check whose subject is a delegation and returns the
+// chain of custody with it. For any other subject it answers as Check,
+// with a nil Chain.
+func CheckChain(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckRequest) (ChainResult, error) {
+	chain, err := req.Policy.resolveChain(req.Subject)
+	if err != nil {
+		return ChainResult{}, err
+	}
+	if chain == nil {
+		res, err := Check(s, snap, limits, req)
+		return ChainResult{Result: res}, err
+	}
+	return checkChain(s, snap, limits, req, chain)
+}
+
+// outcomeOf turns a final result back into an outcome.
+func outcomeOf(r Result) outcome {
+	switch r.Membership {
+	case HasPermission:
+		return outYes
+	case ConditionalPermission:
+		return conditional(r.MissingContext)
+	default:
+		return outNo
+	}
+}
