@@ -134,6 +134,10 @@ func Compare(w io.Writer, a, b Series) error {
 		}
 	}
 
+	if err := compareCPU(&out, a, b); err != nil {
+		return err
+	}
+
 	fmt.Fprintf(&out, "\nfailed calls and wrong answers, summed over runs\n")
 	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "kind\t%s errors\t%s mismatches\t%s errors\t%s mismatches\n", a.Name, a.Name, b.Name, b.Name)
@@ -187,4 +191,43 @@ func settingDiffs(a, b Series) []string {
 		}
 	}
 	return diffs
+}
+
+// compareCPU writes the servers' CPU time per call and the CPU time other
+// processes took during the runs, where the reports have them.
+func compareCPU(out io.Writer, a, b Series) error {
+	figures := func(s Series, figure func(*CPUReport) float64) []float64 {
+		var values []float64
+		for _, r := range s.Reports {
+			if r.CPU != nil && r.CPU.ServerPID > 0 {
+				values = append(values, figure(r.CPU))
+			}
+		}
+		return values
+	}
+	rows := []struct {
+		name   string
+		figure func(*CPUReport) float64
+	}{
+		{"server CPU ms per call", func(c *CPUReport) float64 { return c.ServerMillisPerCall }},
+		{"server CPU-s", func(c *CPUReport) float64 { return c.ServerSeconds }},
+		{"load tester CPU-s", func(c *CPUReport) float64 { return c.LoadTesterSeconds }},
+		{"other processes CPU-s", func(c *CPUReport) float64 { return c.OtherSeconds }},
+	}
+	if len(figures(a, rows[0].figure)) == 0 || len(figures(b, rows[0].figure)) == 0 {
+		return nil
+	}
+	fmt.Fprintf(out, "\nCPU time per run; a server CPU ms per call ratio below 1 means %s uses less CPU per call\n", a.Name)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "figure\t%s\t%s\t%s/%s\n", a.Name, b.Name, a.Name, b.Name)
+	for _, row := range rows {
+		sa := spreadOf(figures(a, row.figure))
+		sb := spreadOf(figures(b, row.figure))
+		ratio := "n/a"
+		if sb.median > 0 {
+			ratio = fmt.Sprintf("%.2f", sa.median/sb.median)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row.name, sa.format(3), sb.format(3), ratio)
+	}
+	return tw.Flush()
 }

@@ -113,7 +113,7 @@ measure() {
 		echo "compare.sh: $name: run $run of $repeats, $duration" >&2
 		local status=0
 		"$mandate" loadtest "${common[@]}" --skip-load --mix "$mix" --concurrency "$concurrency" \
-			--consistency "$consistency" --duration "$duration" \
+			--consistency "$consistency" --duration "$duration" --server-pid "$server_pid" \
 			--report-file "$out_dir/$name-$run.json" >"$out_dir/$name-$run.txt" || status=$?
 		echo "== $name, run $run (exit status $status)"
 		cat "$out_dir/$name-$run.txt"

@@ -36,6 +36,9 @@ type Report struct {
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 	// StoppedBy is "duration", "max-requests" or "canceled".
 	StoppedBy string `json:"stopped_by"`
+	// CPU splits the host's busy CPU time during the run; nil where /proc
+	// cannot be read.
+	CPU *CPUReport `json:"cpu,omitempty"`
 	// Total sums every kind; its latencies cover calls of all kinds.
 	Total KindReport   `json:"total"`
 	Kinds []KindReport `json:"kinds"`
@@ -49,6 +52,28 @@ type LoadReport struct {
 	Method        string  `json:"method"` // "import" or "write"
 	Seconds       float64 `json:"seconds"`
 	PerSecond     float64 `json:"per_second"`
+}
+
+// CPUReport splits the CPU time that the host spent busy during the run
+// between the server, the load tester and all other processes. On a shared
+// machine a large OtherSeconds means the latencies are not the server's
+// alone.
+type CPUReport struct {
+	Cores int `json:"cores"`
+	// HostBusySeconds is the busy CPU time of all cores, out of
+	// Cores * elapsed seconds.
+	HostBusySeconds   float64 `json:"host_busy_seconds"`
+	LoadTesterSeconds float64 `json:"load_tester_seconds"`
+	// The server fields are set only when the run was given the server's
+	// process ID, which must be on this host.
+	ServerPID     int     `json:"server_pid,omitempty"`
+	ServerSeconds float64 `json:"server_seconds,omitempty"`
+	// ServerMillisPerCall is ServerSeconds per finished call, in ms.
+	ServerMillisPerCall float64 `json:"server_ms_per_call,omitempty"`
+	// OtherSeconds is HostBusySeconds less the server and the load tester.
+	OtherSeconds float64 `json:"other_seconds,omitempty"`
+	// ServerRSSKiB is the server's resident memory at the end of the run.
+	ServerRSSKiB int64 `json:"server_rss_kib,omitempty"`
 }
 
 // KindReport is the outcome of one kind of call.
@@ -182,7 +207,16 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "loaded %d relationships by %s in %.1fs (%.0f/s)\n",
 			r.Load.Relationships, r.Load.Method, r.Load.Seconds, r.Load.PerSecond)
 	}
-	fmt.Fprintf(&b, "ran %.1fs, stopped by %s\n\n", r.ElapsedSeconds, r.StoppedBy)
+	fmt.Fprintf(&b, "ran %.1fs, stopped by %s\n", r.ElapsedSeconds, r.StoppedBy)
+	if c := r.CPU; c != nil {
+		fmt.Fprintf(&b, "cpu: %d cores x %.1fs = %.1f CPU-s, busy %.1f: load tester %.1f",
+			c.Cores, r.ElapsedSeconds, float64(c.Cores)*r.ElapsedSeconds, c.HostBusySeconds, c.LoadTesterSeconds)
+		if c.ServerPID > 0 {
+			fmt.Fprintf(&b, ", server %.1f (%.3f ms per call), other processes %.1f", c.ServerSeconds, c.ServerMillisPerCall, c.OtherSeconds)
+		}
+		fmt.Fprintln(&b)
+	}
+	fmt.Fprintln(&b)
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "kind\tcalls\tcalls/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\terrors\tverified\tmismatches\t")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,9 @@ type RunOptions struct {
 	ConsistencyName string
 	// Timeout bounds each call.
 	Timeout time.Duration
+	// ServerPID, when above 0, is the server's process on this host, whose
+	// CPU time and memory the report includes.
+	ServerPID int
 	// Progress receives a line every ProgressInterval; nil for none.
 	Progress         io.Writer
 	ProgressInterval time.Duration
@@ -93,6 +97,12 @@ func Run(ctx context.Context, clients []Client, opts RunOptions) (*Report, error
 	if err := opts.validate(len(clients)); err != nil {
 		return nil, err
 	}
+	if opts.ServerPID > 0 {
+		if _, err := ProcessCPUSeconds(opts.ServerPID); err != nil {
+			return nil, fmt.Errorf("server process: %w", err)
+		}
+	}
+	before := sampleResources(opts.ServerPID)
 	start := time.Now()
 	st := &runState{opts: &opts, deadline: start.Add(opts.Duration)}
 
@@ -124,6 +134,7 @@ func Run(ctx context.Context, clients []Client, opts RunOptions) (*Report, error
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	after := sampleResources(opts.ServerPID)
 	stopProgress()
 
 	cleanupErrs := 0
@@ -168,7 +179,31 @@ func Run(ctx context.Context, clients []Client, opts RunOptions) (*Report, error
 		report.Kinds = append(report.Kinds, merged.report(k.String(), elapsed))
 	}
 	report.Total = total.report("total", elapsed)
+	report.CPU = cpuReport(before, after, opts.ServerPID, report.Total.Calls)
 	return report, nil
+}
+
+// cpuReport compares the resource samples taken around a run; it returns
+// nil when the host's or the load tester's CPU time could not be read.
+func cpuReport(before, after resourceSample, serverPID int, calls int64) *CPUReport {
+	host := delta(before.host, after.host)
+	self := delta(before.self, after.self)
+	if host < 0 || self < 0 {
+		return nil
+	}
+	c := &CPUReport{Cores: runtime.NumCPU(), HostBusySeconds: host, LoadTesterSeconds: self}
+	if server := delta(before.server, after.server); server >= 0 {
+		c.ServerPID = serverPID
+		c.ServerSeconds = server
+		c.OtherSeconds = max(0, host-self-server)
+		if calls > 0 {
+			c.ServerMillisPerCall = server * 1000 / float64(calls)
+		}
+		if rss, err := ProcessMemoryKiB(serverPID, "VmRSS"); err == nil {
+			c.ServerRSSKiB = rss
+		}
+	}
+	return c
 }
 
 // worker sends one call at a time and keeps its own statistics.

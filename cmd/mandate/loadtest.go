@@ -40,6 +40,7 @@ type loadtestOptions struct {
 	skipLoad         bool
 	loadOnly         bool
 	progressInterval time.Duration
+	serverPID        int
 }
 
 func newLoadtestCommand() *cobra.Command {
@@ -96,6 +97,7 @@ The command exits with status 1 when any answer was wrong.`,
 	f.StringVar(&o.reportFile, "report-file", "", "also write the final report as JSON to this file")
 	f.BoolVar(&o.skipLoad, "skip-load", false, "reuse a data set an earlier run loaded with the same --schema, --relationships and --seed")
 	f.BoolVar(&o.loadOnly, "load-only", false, "load the data set and exit without running calls")
+	f.IntVar(&o.serverPID, "server-pid", 0, "process ID of the server when it runs on this host, to report its CPU time and memory; 0 for none")
 	f.DurationVar(&o.progressInterval, "progress-interval", 5*time.Second, "time between progress lines on stderr; 0 for none")
 
 	cmd.AddCommand(newLoadtestCompareCommand())
@@ -178,6 +180,7 @@ func runLoadtest(parent context.Context, o loadtestOptions, stdout, stderr io.Wr
 		Consistency:      consistency,
 		ConsistencyName:  o.consistency,
 		Timeout:          o.timeout,
+		ServerPID:        o.serverPID,
 		Progress:         stderr,
 		ProgressInterval: o.progressInterval,
 	})
