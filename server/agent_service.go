@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mandatev1 "github.com/mandate-iam/mandate/api/mandate/v1"
+	"github.com/mandate-iam/mandate/delegation"
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/identity"
 )
@@ -124,7 +125,14 @@ func (as *agentService) ReactivateAgent(ctx context.Context, req *mandatev1.Reac
 
 func (as *agentService) DecommissionAgent(ctx context.Context, req *mandatev1.DecommissionAgentRequest) (*mandatev1.AgentResponse, error) {
 	return as.updateAgent(ctx, "decommission agent", func(tx *graph.Tx, v view) (*identity.Agent, error) {
-		return identity.Decommission(v.schema, tx, req.GetId(), as.s.cfg.Clock())
+		a, err := identity.Decommission(v.schema, tx, req.GetId(), as.s.cfg.Clock())
+		if err != nil {
+			return nil, err
+		}
+		if _, err := delegation.RevokeInvolving(tx, req.GetId(), as.s.cfg.Clock()); err != nil {
+			return nil, err
+		}
+		return a, nil
 	})
 }
 

@@ -9,7 +9,6 @@ import (
 
 	"github.com/mandate-iam/mandate/engine"
 	"github.com/mandate-iam/mandate/graph"
-	"github.com/mandate-iam/mandate/identity"
 	grpcstatus "google.golang.org/grpc/status"
 )
 
@@ -53,7 +52,7 @@ func (s *Server) check(v view, in checkInput) (engine.Result, error) {
 		Permission: in.permission,
 		Subject:    in.subject,
 		Context:    in.context,
-		Policy:     identity.Policy(v.schema, v.snap, v.snap.Now),
+		Policy:     s.policy(v),
 	})
 }
 

@@ -9,7 +9,6 @@ import (
 
 	"github.com/mandate-iam/mandate/engine"
 	"github.com/mandate-iam/mandate/graph"
-	"github.com/mandate-iam/mandate/identity"
 )
 
 func lookupPermissionship(m engine.Membership) v1.LookupPermissionship {
@@ -85,7 +84,7 @@ func (ps *permissionsService) LookupResources(req *v1.LookupResourcesRequest, st
 		Context:      contextMap(req.GetContext()),
 		After:        after,
 		Limit:        int(req.GetOptionalLimit()),
-		Policy:       identity.Policy(v.schema, v.snap, v.snap.Now),
+		Policy:       ps.s.policy(v),
 	})
 	if err != nil {
 		return err
@@ -146,7 +145,7 @@ func (ps *permissionsService) LookupSubjects(req *v1.LookupSubjectsRequest, stre
 		Context:         contextMap(req.GetContext()),
 		After:           after,
 		Limit:           int(req.GetOptionalConcreteLimit()),
-		Policy:          identity.Policy(v.schema, v.snap, v.snap.Now),
+		Policy:          ps.s.policy(v),
 	})
 	if err != nil {
 		return err

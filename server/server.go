@@ -107,6 +107,7 @@ func New(cfg Config) (*Server, error) {
 	v1.RegisterWatchServiceServer(s.grpc, &watchService{s: s})
 	mandatev1.RegisterAgentServiceServer(s.grpc, &agentService{s: s})
 	mandatev1.RegisterOperationsServiceServer(s.grpc, &operationsService{s: s})
+	mandatev1.RegisterDelegationServiceServer(s.grpc, &delegationService{s: s})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	for _, name := range []string{
@@ -116,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		v1.WatchService_ServiceDesc.ServiceName,
 		mandatev1.AgentService_ServiceDesc.ServiceName,
 		mandatev1.OperationsService_ServiceDesc.ServiceName,
+		mandatev1.DelegationService_ServiceDesc.ServiceName,
 	} {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
