@@ -21,6 +21,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newAgentCommand())
 	root.AddCommand(newCheckCommand())
 	root.AddCommand(newRelationshipCommand())
+	root.AddCommand(newDelegationCommand())
 	root.AddCommand(newLoadtestCommand())
 	return root
 }
