@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/mandate-iam/mandate/delegation"
 	"github.com/mandate-iam/mandate/engine"
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/identity"
@@ -104,12 +105,12 @@ func (s *Server) authorizeSubject(ctx context.Context, snap graph.Snapshot, subj
 		"agent %q may only ask about itself or a delegation it holds, not about %s", p.AgentID, subject)
 }
 
-// delegationHeldBy reports whether agentID is the delegate of delegation id.
+// delegationHeldBy reports whether agentID is the delegate of delegation
+// id. It reads the record, so the delegate of a revoked delegation still
+// gets an answer (no permission) rather than a refusal.
 func (s *Server) delegationHeldBy(snap graph.Snapshot, id, agentID string) bool {
-	return snap.Find(graph.Key{
-		ResourceType: schema.DelegationType, ResourceID: id, Relation: "delegate",
-		Subject: graph.SubjectRef{Type: schema.AgentType, ID: agentID},
-	}) != nil
+	d, err := delegation.Get(snap, id)
+	return err == nil && d.Delegate == agentID
 }
 
 // authorizeByGraph lets an administrator through, and an agent only when
