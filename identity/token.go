@@ -120,7 +120,7 @@ func (v *Verifier) Verify(token string, lookup func(id string) (*Agent, error)) 
 	if err := claims.ValidateWithLeeway(jwt.Expected{
 		Subject: agent.ID, AnyAudience: jwt.Audience{v.audience}, Time: now,
 	}, clockSkew); err != nil {
-		return nil, refuse("%v (audience must be %q)", err, v.audience)
+		return nil, refuse("%s", describeClaimsError(err, &claims, v.audience, now))
 	}
 	if life := claims.Expiry.Time().Sub(claims.IssuedAt.Time()); life > MaxTokenLifetime {
 		return nil, refuse("token lifetime %s exceeds the maximum of %s", life, MaxTokenLifetime)
@@ -129,6 +129,25 @@ func (v *Verifier) Verify(token string, lookup func(id string) (*Agent, error)) 
 		return nil, err
 	}
 	return agent, nil
+}
+
+// describeClaimsError explains a failed validation of the time and
+// audience claims with the values at fault.
+func describeClaimsError(err error, claims *jwt.Claims, audience string, now time.Time) string {
+	at := func(d *jwt.NumericDate) string { return d.Time().UTC().Format(time.RFC3339) }
+	serverTime := now.UTC().Format(time.RFC3339)
+	switch {
+	case errors.Is(err, jwt.ErrInvalidAudience):
+		return fmt.Sprintf("token audience %q does not include %q", []string(claims.Audience), audience)
+	case errors.Is(err, jwt.ErrExpired):
+		return fmt.Sprintf("token expired at %s, more than %s before the server time %s", at(claims.Expiry), clockSkew, serverTime)
+	case errors.Is(err, jwt.ErrIssuedInTheFuture):
+		return fmt.Sprintf("token is issued at %s, more than %s after the server time %s; check the agent's clock",
+			at(claims.IssuedAt), clockSkew, serverTime)
+	case errors.Is(err, jwt.ErrNotValidYet):
+		return fmt.Sprintf("token is not valid before %s, more than %s after the server time %s", at(claims.NotBefore), clockSkew, serverTime)
+	}
+	return err.Error()
 }
 
 // remember records a token id, refusing one seen before.
