@@ -1,0 +1,327 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketRecords = []byte("records")
+	bucketLeaves  = []byte("leaves")
+	bucketHeads   = []byte("heads")
+)
+
+// TreeHead is a signed statement of the log's size and root hash.
+type TreeHead struct {
+	Size      uint64    `json:"size"`
+	Root      Hash      `json:"root"`
+	Time      time.Time `json:"time"`
+	Signature []byte    `json:"signature"`
+}
+
+// signedBytes returns what the signature covers.
+func (h *TreeHead) signedBytes() []byte {
+	b := make([]byte, 0, 8+32+8)
+	b = binary.BigEndian.AppendUint64(b, h.Size)
+	b = append(b, h.Root[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(h.Time.UnixNano()))
+	return b
+}
+
+// Verify checks the head's signature with the log's public key.
+func (h *TreeHead) Verify(pub ed25519.PublicKey) error {
+	if !ed25519.Verify(pub, h.signedBytes(), h.Signature) {
+		return fmt.Errorf("%w: tree head of size %d has an invalid signature", ErrProof, h.Size)
+	}
+	return nil
+}
+
+// Options configures a Log. The zero value batches up to 512 records.
+type Options struct {
+	// MaxBatch bounds the records one group commit writes.
+	MaxBatch int
+	// Clock returns the current time; nil means time.Now.
+	Clock func() time.Time
+}
+
+// Log is an append-only, Merkle-chained decision log in a bbolt file.
+//
+// Append blocks until its record is fsynced. One goroutine, started by
+// Open and stopped by Close, owns the file's writes: it takes every record
+// waiting, writes them and a new signed tree head in one transaction, and
+// then releases their callers, so the cost of an fsync is shared by all
+// records of a batch.
+type Log struct {
+	db   *bolt.DB
+	key  ed25519.PrivateKey
+	opts Options
+
+	requests chan *appendRequest
+	done     chan struct{}
+	wg       sync.WaitGroup
+
+	// mu guards tree and head, which only the writer goroutine changes.
+	mu   sync.RWMutex
+	tree frontier
+	head TreeHead
+}
+
+type appendRequest struct {
+	rec *Record
+	err chan error
+}
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("audit log is closed")
+
+// Open opens or creates the log in dir, with the signing key in
+// dir/audit-signing.pem (created with mode 0600 on first use).
+func Open(dir string, opts Options) (*Log, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 512
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	key, err := loadOrCreateKey(filepath.Join(dir, "audit-signing.pem"))
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "audit.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open audit log %q: %w", path, err)
+	}
+	l := &Log{db: db, key: key, opts: opts, requests: make(chan *appendRequest, 4096), done: make(chan struct{})}
+	if err := l.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	l.wg.Add(1)
+	go l.writer()
+	return l, nil
+}
+
+func (l *Log) load() error {
+	return l.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketRecords, bucketLeaves, bucketHeads} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		err := tx.Bucket(bucketLeaves).ForEach(func(_, v []byte) error {
+			var h Hash
+			copy(h[:], v)
+			l.tree.append(h)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("load audit log: %w", err)
+		}
+		if _, v := tx.Bucket(bucketHeads).Cursor().Last(); v != nil {
+			if err := json.Unmarshal(v, &l.head); err != nil {
+				return fmt.Errorf("load audit tree head: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// PublicKey returns the key that verifies the log's tree heads.
+func (l *Log) PublicKey() ed25519.PublicKey { return l.key.Public().(ed25519.PublicKey) }
+
+// Head returns the latest signed tree head.
+func (l *Log) Head() TreeHead {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.head
+}
+
+// Append adds a record and returns once it is durable, with its sequence
+// number set.
+func (l *Log) Append(ctx context.Context, rec *Record) error {
+	req := &appendRequest{rec: rec, err: make(chan error, 1)}
+	select {
+	case l.requests <- req:
+	case <-l.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.err:
+		return err
+	case <-l.done:
+		// The writer drains every queued request before it exits.
+		return <-req.err
+	}
+}
+
+// AppendBatch adds several records and returns once all are durable.
+// They share group commits, so a bulk check costs about one fsync.
+func (l *Log) AppendBatch(ctx context.Context, recs []*Record) error {
+	reqs := make([]*appendRequest, len(recs))
+	for i, rec := range recs {
+		reqs[i] = &appendRequest{rec: rec, err: make(chan error, 1)}
+		select {
+		case l.requests <- reqs[i]:
+		case <-l.done:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var first error
+	for _, req := range reqs {
+		if err := <-req.err; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Close stops the writer after it has written every queued record.
+func (l *Log) Close() error {
+	close(l.done)
+	l.wg.Wait()
+	return l.db.Close()
+}
+
+func (l *Log) writer() {
+	defer l.wg.Done()
+	for {
+		var batch []*appendRequest
+		select {
+		case req := <-l.requests:
+			batch = append(batch, req)
+		case <-l.done:
+			l.drain()
+			return
+		}
+	fill:
+		for len(batch) < l.opts.MaxBatch {
+			select {
+			case req := <-l.requests:
+				batch = append(batch, req)
+			default:
+				break fill
+			}
+		}
+		l.commit(batch)
+	}
+}
+
+// drain writes what is still queued at Close.
+func (l *Log) drain() {
+	for {
+		var batch []*appendRequest
+		for len(batch) < l.opts.MaxBatch {
+			select {
+			case req := <-l.requests:
+				batch = append(batch, req)
+				continue
+			default:
+			}
+			break
+		}
+		if len(batch) == 0 {
+			return
+		}
+		l.commit(batch)
+	}
+}
+
+// commit writes a batch and a new tree head in one transaction, then
+// answers every request of the batch.
+func (l *Log) commit(batch []*appendRequest) {
+	tree := l.tree
+	tree.nodes = append([]Hash(nil), l.tree.nodes...)
+	var head TreeHead
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		records, leaves := tx.Bucket(bucketRecords), tx.Bucket(bucketLeaves)
+		for _, req := range batch {
+			req.rec.Seq = tree.size
+			data, err := req.rec.encode()
+			if err != nil {
+				return err
+			}
+			leaf := LeafHash(data)
+			key := binary.BigEndian.AppendUint64(nil, tree.size)
+			if err := records.Put(key, data); err != nil {
+				return err
+			}
+			if err := leaves.Put(key, leaf[:]); err != nil {
+				return err
+			}
+			tree.append(leaf)
+		}
+		head = TreeHead{Size: tree.size, Root: tree.root(), Time: l.opts.Clock().UTC()}
+		head.Signature = ed25519.Sign(l.key, head.signedBytes())
+		data, err := json.Marshal(head)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketHeads).Put(binary.BigEndian.AppendUint64(nil, head.Size), data)
+	})
+	if err == nil {
+		l.mu.Lock()
+		l.tree, l.head = tree, head
+		l.mu.Unlock()
+	} else {
+		err = fmt.Errorf("append audit records: %w", err)
+	}
+	for _, req := range batch {
+		req.err <- err
+	}
+}
+
+func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		pemData := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		if err := os.WriteFile(path, pemData, 0o600); err != nil {
+			return nil, fmt.Errorf("write audit signing key: %w", err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read audit signing key: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("read audit signing key %s: not PEM", path)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("read audit signing key %s: %w", path, err)
+	}
+	key, ok := parsed.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("read audit signing key %s: not an Ed25519 key", path)
+	}
+	return key, nil
+}
