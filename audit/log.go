@@ -41,6 +41,10 @@ func (h *TreeHead) signedBytes() []byte {
 	return b
 }
 
+// SignedBytes returns what the signature covers: the size and the time in
+// Unix nanoseconds as big-endian 8-byte integers around the root hash.
+func (h *TreeHead) SignedBytes() []byte { return h.signedBytes() }
+
 // Verify checks the head's signature with the log's public key.
 func (h *TreeHead) Verify(pub ed25519.PublicKey) error {
 	if !ed25519.Verify(pub, h.signedBytes(), h.Signature) {

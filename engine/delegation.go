@@ -141,6 +141,9 @@ type ChainResult struct {
 	// when the check passed.
 	LimitedBy string
 	Chain     *Chain
+	// Why describes the path that granted the permission, when the caller
+	// asked for it.
+	Why string
 }
 
 // resolveChain returns the chain of a delegation subject, or nil when the

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mandatev1 "github.com/mandate-iam/mandate/api/mandate/v1"
+	"github.com/mandate-iam/mandate/audit"
 	"github.com/mandate-iam/mandate/delegation"
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/identity"
@@ -79,6 +80,9 @@ func (as *agentService) updateAgent(ctx context.Context, what string, fn func(tx
 	if err != nil {
 		return nil, err
 	}
+	rec := as.s.eventRecord(ctx, audit.KindLifecycle, uint64(rev))
+	rec.Subject, rec.Detail = "agent:"+agent.ID, map[string]string{"action": what, "state": string(agent.State)}
+	as.s.recordEvent(ctx, rec)
 	as.s.log.Info().Str("agent", agent.ID).Str("state", string(agent.State)).
 		Uint64("revision", uint64(rev)).Msg(what)
 	return &mandatev1.AgentResponse{Agent: agentToProto(agent), WrittenAt: encodeToken(rev).GetToken()}, nil
@@ -195,6 +199,9 @@ func (ops *operationsService) SetOperationalState(ctx context.Context, req *mand
 	if err != nil {
 		return nil, err
 	}
+	rec := ops.s.eventRecord(ctx, audit.KindLifecycle, uint64(ops.s.graph.Head()))
+	rec.Detail = map[string]string{"action": "set operational state", "state": req.GetState()}
+	ops.s.recordEvent(ctx, rec)
 	ops.s.log.Warn().Str("operational_state", req.GetState()).Msg("operational state changed")
 	return &mandatev1.OperationalStateResponse{State: req.GetState()}, nil
 }

@@ -9,6 +9,7 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
 
+	"github.com/mandate-iam/mandate/audit"
 	"github.com/mandate-iam/mandate/graph"
 )
 
@@ -71,6 +72,9 @@ func (ps *permissionsService) ImportBulkRelationships(stream grpc.ClientStreamin
 	if err != nil {
 		return err
 	}
+	rec := ps.s.eventRecord(ctx, audit.KindWrite, uint64(ps.s.graph.Head()))
+	rec.Detail = map[string]string{"imported": fmt.Sprint(len(rels))}
+	ps.s.recordEvent(ctx, rec)
 	return stream.SendAndClose(&v1.ImportBulkRelationshipsResponse{NumLoaded: uint64(len(rels))})
 }
 

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/mandate-iam/mandate/audit"
 	"github.com/mandate-iam/mandate/engine"
 	"github.com/mandate-iam/mandate/graph"
 	grpcstatus "google.golang.org/grpc/status"
@@ -40,14 +41,14 @@ type checkInput struct {
 
 // check validates and answers one question in the given view, under the
 // identity policy when the schema has Mandate's agent types.
-func (s *Server) check(v view, in checkInput) (engine.Result, error) {
+func (s *Server) check(v view, in checkInput) (engine.ChainResult, error) {
 	if err := validatePermissionQuery(v.schema, in.resource.Type, in.permission, in.subject); err != nil {
-		return engine.Result{}, err
+		return engine.ChainResult{}, err
 	}
 	if err := rejectWildcardSubject(in.subject); err != nil {
-		return engine.Result{}, err
+		return engine.ChainResult{}, err
 	}
-	return engine.Check(v.schema, v.snap, s.cfg.Limits, engine.CheckRequest{
+	return engine.CheckChain(v.schema, v.snap, s.cfg.Limits, engine.CheckRequest{
 		Resource:   in.resource,
 		Permission: in.permission,
 		Subject:    in.subject,
@@ -57,7 +58,8 @@ func (s *Server) check(v view, in checkInput) (engine.Result, error) {
 }
 
 // checkOne authorizes the caller for the subject, then answers the check.
-func (s *Server) checkOne(ctx context.Context, v view, resource *v1.ObjectReference, permission string, subject *v1.SubjectReference, caveatContext *structpb.Struct) (engine.Result, error) {
+// It returns the audit record of the decision, not yet appended.
+func (s *Server) checkOne(ctx context.Context, v view, resource *v1.ObjectReference, permission string, subject *v1.SubjectReference, caveatContext *structpb.Struct) (engine.Result, *audit.Record, error) {
 	in := checkInput{
 		resource:   objectFromProto(resource),
 		permission: permission,
@@ -65,9 +67,13 @@ func (s *Server) checkOne(ctx context.Context, v view, resource *v1.ObjectRefere
 		context:    contextMap(caveatContext),
 	}
 	if err := s.authorizeSubject(ctx, v.snap, in.subject); err != nil {
-		return engine.Result{}, err
+		return engine.Result{}, nil, err
 	}
-	return s.check(v, in)
+	res, err := s.check(v, in)
+	if err != nil {
+		return engine.Result{}, nil, err
+	}
+	return res.Result, describeCheck(s.newRecord(ctx, audit.KindCheck, v), in, res), nil
 }
 
 func (ps *permissionsService) CheckPermission(ctx context.Context, req *v1.CheckPermissionRequest) (*v1.CheckPermissionResponse, error) {
@@ -78,8 +84,11 @@ func (ps *permissionsService) CheckPermission(ctx context.Context, req *v1.Check
 	if err != nil {
 		return nil, err
 	}
-	res, err := ps.s.checkOne(ctx, v, req.GetResource(), req.GetPermission(), req.GetSubject(), req.GetContext())
+	res, rec, err := ps.s.checkOne(ctx, v, req.GetResource(), req.GetPermission(), req.GetSubject(), req.GetContext())
 	if err != nil {
+		return nil, err
+	}
+	if err := ps.s.recordDecisions(ctx, rec); err != nil {
 		return nil, err
 	}
 	return &v1.CheckPermissionResponse{
@@ -104,12 +113,16 @@ func (ps *permissionsService) CheckBulkPermissions(ctx context.Context, req *v1.
 		return nil, err
 	}
 	pairs := make([]*v1.CheckBulkPermissionsPair, 0, len(req.GetItems()))
+	records := make([]*audit.Record, 0, len(req.GetItems()))
 	for _, item := range req.GetItems() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		pair := &v1.CheckBulkPermissionsPair{Request: item}
-		res, err := ps.s.checkOne(ctx, v, item.GetResource(), item.GetPermission(), item.GetSubject(), item.GetContext())
+		res, rec, err := ps.s.checkOne(ctx, v, item.GetResource(), item.GetPermission(), item.GetSubject(), item.GetContext())
+		if rec != nil {
+			records = append(records, rec)
+		}
 		if err != nil {
 			st, _ := grpcstatus.FromError(toStatus(err))
 			pair.Response = &v1.CheckBulkPermissionsPair_Error{Error: &status.Status{
@@ -122,6 +135,9 @@ func (ps *permissionsService) CheckBulkPermissions(ctx context.Context, req *v1.
 			}}
 		}
 		pairs = append(pairs, pair)
+	}
+	if err := ps.s.recordDecisions(ctx, records...); err != nil {
+		return nil, err
 	}
 	return &v1.CheckBulkPermissionsResponse{CheckedAt: encodeToken(v.snap.Revision), Pairs: pairs}, nil
 }

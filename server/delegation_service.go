@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mandatev1 "github.com/mandate-iam/mandate/api/mandate/v1"
+	"github.com/mandate-iam/mandate/audit"
 	"github.com/mandate-iam/mandate/delegation"
 	"github.com/mandate-iam/mandate/engine"
 	"github.com/mandate-iam/mandate/graph"
@@ -155,6 +156,10 @@ func (ds *delegationService) Delegate(ctx context.Context, req *mandatev1.Delega
 	if err != nil {
 		return nil, err
 	}
+	rec := ds.s.eventRecord(ctx, audit.KindDelegation, uint64(rev))
+	rec.Delegation, rec.Actors, rec.Subject = created.ID, chainStrings(chain), "agent:"+created.Delegate
+	rec.Detail = map[string]string{"action": "delegate", "delegator": created.Delegator}
+	ds.s.recordEvent(ctx, rec)
 	ds.s.log.Info().Str("delegation", created.ID).Str("delegator", created.Delegator).
 		Str("delegate", created.Delegate).Strs("chain", chainStrings(chain)).Msg("delegation created")
 	return &mandatev1.DelegationResponse{
@@ -180,6 +185,10 @@ func (ds *delegationService) Revoke(ctx context.Context, req *mandatev1.RevokeRe
 	if err != nil {
 		return nil, err
 	}
+	rec := ds.s.eventRecord(ctx, audit.KindDelegation, uint64(rev))
+	rec.Delegation = req.GetId()
+	rec.Detail = map[string]string{"action": "revoke", "revoked": joinComma(revoked)}
+	ds.s.recordEvent(ctx, rec)
 	ds.s.log.Info().Str("delegation", req.GetId()).Strs("revoked", revoked).Msg("delegation revoked")
 	return &mandatev1.RevokeResponse{Revoked: revoked, WrittenAt: encodeToken(rev).GetToken()}, nil
 }
@@ -248,6 +257,10 @@ func (ds *delegationService) ExplainCheck(ctx context.Context, req *mandatev1.Ex
 		Resource: resource, Permission: req.GetPermission(), Subject: subject, Policy: ds.s.policy(v),
 	})
 	if err != nil {
+		return nil, err
+	}
+	in := checkInput{resource: resource, permission: req.GetPermission(), subject: subject}
+	if err := ds.s.recordDecisions(ctx, describeCheck(ds.s.newRecord(ctx, audit.KindCheck, v), in, res)); err != nil {
 		return nil, err
 	}
 	return &mandatev1.ExplainCheckResponse{

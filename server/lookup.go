@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"fmt"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/mandate-iam/mandate/audit"
 	"github.com/mandate-iam/mandate/engine"
 	"github.com/mandate-iam/mandate/graph"
 )
@@ -89,6 +91,12 @@ func (ps *permissionsService) LookupResources(req *v1.LookupResourcesRequest, st
 	if err != nil {
 		return err
 	}
+	rec := ps.s.newRecord(ctx, audit.KindLookupResources, v)
+	rec.Resource, rec.Permission, rec.Subject = req.GetResourceObjectType(), req.GetPermission(), subject.String()
+	rec.Result = fmt.Sprintf("%d resources", len(results))
+	if err := ps.s.recordDecisions(ctx, rec); err != nil {
+		return err
+	}
 	token := encodeToken(v.snap.Revision)
 	for _, r := range results {
 		resp := &v1.LookupResourcesResponse{
@@ -148,6 +156,13 @@ func (ps *permissionsService) LookupSubjects(req *v1.LookupSubjectsRequest, stre
 		Policy:          ps.s.policy(v),
 	})
 	if err != nil {
+		return err
+	}
+	rec := ps.s.newRecord(ctx, audit.KindLookupSubjects, v)
+	rec.Resource, rec.Permission = resource.Type+":"+resource.ID, req.GetPermission()
+	rec.Subject = req.GetSubjectObjectType()
+	rec.Result = fmt.Sprintf("%d subjects", len(results))
+	if err := ps.s.recordDecisions(ctx, rec); err != nil {
 		return err
 	}
 	token := encodeToken(v.snap.Revision)

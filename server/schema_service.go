@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/mandate-iam/mandate/audit"
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/identity"
 	"github.com/mandate-iam/mandate/schema"
@@ -63,6 +64,7 @@ func (ss *schemaService) WriteSchema(ctx context.Context, req *v1.WriteSchemaReq
 	if err != nil {
 		return nil, err
 	}
+	ss.s.recordEvent(ctx, ss.s.eventRecord(ctx, audit.KindSchema, uint64(rev)))
 	ss.s.log.Info().Uint64("revision", uint64(rev)).Int("definitions", len(compiled.Definitions)).
 		Int("caveats", len(compiled.Caveats)).Msg("schema written")
 	return &v1.WriteSchemaResponse{WrittenAt: encodeToken(rev)}, nil

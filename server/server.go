@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	mandatev1 "github.com/mandate-iam/mandate/api/mandate/v1"
+	"github.com/mandate-iam/mandate/audit"
 	"github.com/mandate-iam/mandate/engine"
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/identity"
@@ -34,6 +35,12 @@ type Config struct {
 	// TokenAudience is the audience agent tokens must name; the default is
 	// "mandate".
 	TokenAudience string
+	// Audit, when set, receives a record of every decision and event, and
+	// each decision is answered only once its record is durable.
+	Audit *audit.Log
+	// AuditFailOpen answers decisions even when the audit log cannot
+	// record them; by default they are withheld.
+	AuditFailOpen bool
 	// Limits bounds the engine's work per request.
 	Limits engine.Limits
 	// MaxUpdatesPerWrite bounds the updates of one WriteRelationships call
@@ -108,6 +115,7 @@ func New(cfg Config) (*Server, error) {
 	mandatev1.RegisterAgentServiceServer(s.grpc, &agentService{s: s})
 	mandatev1.RegisterOperationsServiceServer(s.grpc, &operationsService{s: s})
 	mandatev1.RegisterDelegationServiceServer(s.grpc, &delegationService{s: s})
+	mandatev1.RegisterAuditServiceServer(s.grpc, &auditService{s: s})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	for _, name := range []string{
@@ -118,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 		mandatev1.AgentService_ServiceDesc.ServiceName,
 		mandatev1.OperationsService_ServiceDesc.ServiceName,
 		mandatev1.DelegationService_ServiceDesc.ServiceName,
+		mandatev1.AuditService_ServiceDesc.ServiceName,
 	} {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}

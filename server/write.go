@@ -6,6 +6,7 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 
+	"github.com/mandate-iam/mandate/audit"
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/schema"
 )
@@ -89,6 +90,13 @@ func (ps *permissionsService) WriteRelationships(ctx context.Context, req *v1.Wr
 	if err != nil {
 		return nil, err
 	}
+	rec := ps.s.eventRecord(ctx, audit.KindWrite, uint64(rev))
+	rec.Detail = map[string]string{"updates": fmt.Sprint(len(items))}
+	if len(items) > 0 {
+		rec.Resource = items[0].rel.ResourceType + ":" + items[0].rel.ResourceID
+		rec.Detail["first"] = items[0].op.String() + " " + items[0].rel.Key.String()
+	}
+	ps.s.recordEvent(ctx, rec)
 	return &v1.WriteRelationshipsResponse{WrittenAt: encodeToken(rev)}, nil
 }
 
@@ -166,6 +174,9 @@ func (ps *permissionsService) DeleteRelationships(ctx context.Context, req *v1.D
 	if err != nil {
 		return nil, err
 	}
+	rec := ps.s.eventRecord(ctx, audit.KindWrite, uint64(rev))
+	rec.Detail = map[string]string{"deleted": fmt.Sprint(deleted), "filter": describeFilter(req.GetRelationshipFilter())}
+	ps.s.recordEvent(ctx, rec)
 	progress := v1.DeleteRelationshipsResponse_DELETION_PROGRESS_COMPLETE
 	if partial {
 		progress = v1.DeleteRelationshipsResponse_DELETION_PROGRESS_PARTIAL

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mandate-iam/mandate/audit"
 	"github.com/mandate-iam/mandate/engine"
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/server"
@@ -21,6 +24,9 @@ type serveOptions struct {
 	dataDir        string
 	maxDepth       int
 	defaultSchema  bool
+	audit          bool
+	auditDir       string
+	auditFailOpen  bool
 	tokenAudience  string
 	logLevel       string
 	logFormat      string
@@ -53,6 +59,9 @@ MANDATE_GRPC_ADDR, --grpc-preshared-key is MANDATE_GRPC_PRESHARED_KEY.`,
 	f.IntVar(&o.maxDepth, "max-depth", 50, "deepest chain of relations one check may follow")
 	f.BoolVar(&o.defaultSchema, "default-schema", true, "install the Agent IAM schema when the store has no schema")
 	f.StringVar(&o.tokenAudience, "token-audience", "mandate", "audience that agent tokens must name")
+	f.BoolVar(&o.audit, "audit", true, "record every decision and event in the tamper-evident audit log")
+	f.StringVar(&o.auditDir, "audit-dir", "", "directory of the audit log (default DATA_DIR/audit)")
+	f.BoolVar(&o.auditFailOpen, "audit-fail-open", false, "answer decisions even when the audit log cannot record them")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
 	return cmd
@@ -100,6 +109,31 @@ func runServe(parent context.Context, o serveOptions) error {
 		log.Info().Bool("installed_now", installed).Msg("configured default agent schema")
 	}
 
+	var auditLog *audit.Log
+	if o.audit {
+		dir := o.auditDir
+		if dir == "" {
+			dir = filepath.Join(o.dataDir, "audit")
+		}
+		if auditLog, err = audit.Open(dir, audit.Options{}); err != nil {
+			return err
+		}
+		defer func() {
+			if err := auditLog.Close(); err != nil {
+				log.Error().Err(err).Msg("close audit log")
+			}
+		}()
+		mode := "fail closed: decisions are withheld when the log cannot record them"
+		if o.auditFailOpen {
+			mode = "fail open: decisions are answered even when the log cannot record them"
+		}
+		head := auditLog.Head()
+		log.Info().Str("audit_dir", dir).Uint64("records", head.Size).Str("mode", mode).
+			Str("public_key", hex.EncodeToString(auditLog.PublicKey())).Msg("configured audit log")
+	} else {
+		log.Warn().Msg("configured audit log: OFF, decisions are not recorded")
+	}
+
 	limits := engine.Limits{MaxDepth: o.maxDepth}
 	log.Info().Int("max_depth", limits.MaxDepth).Msg("configured engine")
 
@@ -108,6 +142,8 @@ func runServe(parent context.Context, o serveOptions) error {
 		PresharedKey:   o.presharedKey,
 		InsecureNoAuth: o.insecureNoAuth,
 		TokenAudience:  o.tokenAudience,
+		Audit:          auditLog,
+		AuditFailOpen:  o.auditFailOpen,
 		Limits:         limits,
 		Logger:         log,
 	})
