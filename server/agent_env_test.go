@@ -191,17 +191,20 @@ func (clockTokens) RequireTransportSecurity() bool { return false }
 
 // agentClients are the clients of one agent, signing each call with its key.
 type agentClients struct {
-	v1     *authzed.Client
-	agents mandatev1.AgentServiceClient
+	v1         *authzed.Client
+	agents     mandatev1.AgentServiceClient
+	operations mandatev1.OperationsServiceClient
 }
 
 // connectAs returns clients that call the server as agent a.
 func (as *agentServer) connectAs(t *testing.T, a *testAgent) agentClients {
 	t.Helper()
 	creds := grpc.WithPerRPCCredentials(clockTokens{agent: a, clock: as.clock})
+	conn := dialConn(t, as.addr, creds)
 	return agentClients{
-		v1:     dialClient(t, as.addr, creds),
-		agents: mandatev1.NewAgentServiceClient(dialConn(t, as.addr, creds)),
+		v1:         dialClient(t, as.addr, creds),
+		agents:     mandatev1.NewAgentServiceClient(conn),
+		operations: mandatev1.NewOperationsServiceClient(conn),
 	}
 }
 

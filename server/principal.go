@@ -160,7 +160,10 @@ func rejectCoreWrite(ctx context.Context, resourceType string) error {
 		return nil
 	}
 	switch resourceType {
-	case schema.AgentType, schema.DelegationType, schema.PlatformType, "":
+	case "":
+		return status.Error(codes.PermissionDenied,
+			"agents must name a resource type to delete relationships, because those of agents, delegations and the platform are written by Mandate's services only")
+	case schema.AgentType, schema.DelegationType, schema.PlatformType:
 		return status.Errorf(codes.PermissionDenied,
 			"agents may not write relationships of type %q through the v1 API", resourceType)
 	}
