@@ -116,6 +116,7 @@ func New(cfg Config) (*Server, error) {
 	mandatev1.RegisterOperationsServiceServer(s.grpc, &operationsService{s: s})
 	mandatev1.RegisterDelegationServiceServer(s.grpc, &delegationService{s: s})
 	mandatev1.RegisterAuditServiceServer(s.grpc, &auditService{s: s})
+	mandatev1.RegisterReviewServiceServer(s.grpc, &reviewService{s: s})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	for _, name := range []string{
@@ -127,6 +128,7 @@ func New(cfg Config) (*Server, error) {
 		mandatev1.OperationsService_ServiceDesc.ServiceName,
 		mandatev1.DelegationService_ServiceDesc.ServiceName,
 		mandatev1.AuditService_ServiceDesc.ServiceName,
+		mandatev1.ReviewService_ServiceDesc.ServiceName,
 	} {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
