@@ -25,6 +25,13 @@ func (e *CaveatError) Unwrap() error { return e.Err }
 
 // caveatOutcome evaluates the caveat of a relationship, with the
 // relationship's stored context taking precedence over the request's.
+//
+// A context value of the wrong type, or a failed CEL evaluation, does not
+// fail the walk at once. The caveat becomes a conditional outcome that
+// carries the error, and the check fails only if its result depends on
+// that caveat. SpiceDB v1.56 likewise drops the caveats of a path when a
+// caveat-free path decides the result, and evaluates the rest only at the
+// end. The returned error is for a caveat missing from the schema.
 func (w *walker) caveatOutcome(r *graph.Relationship) (outcome, error) {
 	if r.Caveat == "" {
 		return outYes, nil
@@ -46,12 +53,12 @@ func (w *walker) caveatOutcome(r *graph.Relationship) (outcome, error) {
 	params, err := caveats.ConvertContextToParameters(caveattypes.Default.TypeSet, merged,
 		c.ParameterTypes, caveats.SkipUnknownParameters)
 	if err != nil {
-		return outNo, &CaveatError{Caveat: r.Caveat, Err: err}
+		return failedCaveat(&CaveatError{Caveat: r.Caveat, Err: err}), nil
 	}
 	res, err := caveats.EvaluateCaveatWithConfig(c.Compiled, params,
 		&caveats.EvaluationConfig{MaxCost: w.limits.MaxCaveatCost})
 	if err != nil {
-		return outNo, &CaveatError{Caveat: r.Caveat, Err: err}
+		return failedCaveat(&CaveatError{Caveat: r.Caveat, Err: err}), nil
 	}
 	if res.IsPartial() {
 		missing, _ := res.MissingVarNames()

@@ -102,14 +102,22 @@ func newWalker(s *schema.Schema, snap graph.Snapshot, limits Limits, subject gra
 	}
 }
 
-// check decides whether the subject is in resource#relation. It returns
-// the outcome and the shallowest stack depth of a cut node it depended on
-// (depth+1 or more when it depended on none above itself).
+// check decides whether the subject is in resource#relation. It fails
+// when the result depends on a caveat that could not be evaluated.
 func (w *walker) check(resource graph.ObjectRef, relation string, depth int) (outcome, error) {
 	o, _, err := w.checkNode(resource, relation, depth)
-	return o, err
+	if err != nil {
+		return outNo, err
+	}
+	if o.err != nil {
+		return outNo, o.err
+	}
+	return o, nil
 }
 
+// checkNode decides whether the subject is in resource#relation. It
+// returns the outcome and the shallowest stack depth of a cut node it
+// depended on (depth+1 or more when it depended on none above itself).
 func (w *walker) checkNode(resource graph.ObjectRef, relation string, depth int) (outcome, int, error) {
 	noCut := depth + 1
 	if resource.Type == w.subject.Type && resource.ID == w.subject.ID && relation == w.subject.Relation {
@@ -174,7 +182,11 @@ func (w *walker) direct(resource graph.ObjectRef, relation string, depth int) (o
 			return result, cut, nil
 		}
 	}
-	if w.subject.Relation == graph.Ellipsis && w.subject.ID != graph.Wildcard {
+	// A wildcard relationship grants its relation to every object of the
+	// subject type, and SpiceDB v1.56 matches it whatever the subject
+	// relation: user:* matches user:tom, and group:* matches
+	// group:eng#member.
+	if w.subject.ID != graph.Wildcard {
 		wildcard := base
 		wildcard.Subject = graph.SubjectRef{Type: w.subject.Type, ID: graph.Wildcard}
 		if r := w.snap.Find(wildcard); r != nil {

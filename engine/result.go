@@ -46,6 +46,10 @@ var ErrMaxDepth = errors.New("max depth exceeded")
 type outcome struct {
 	m       Membership
 	missing map[string]struct{}
+	// err is the first caveat evaluation error that a conditional
+	// outcome depends on. It is nil for HasPermission and NoPermission,
+	// because those results do not depend on the failed caveat.
+	err error
 }
 
 var (
@@ -61,7 +65,18 @@ func conditional(missing []string) outcome {
 	return o
 }
 
+// failedCaveat is the outcome of a caveat that could not be evaluated.
+// It behaves as conditional, so a path that decides the result without
+// it hides the error.
+func failedCaveat(err error) outcome {
+	return outcome{m: ConditionalPermission, err: err}
+}
+
+// addMissing adds the missing context and the error of other to o.
 func (o outcome) addMissing(other outcome) outcome {
+	if o.err == nil {
+		o.err = other.err
+	}
 	if len(other.missing) == 0 {
 		return o
 	}
