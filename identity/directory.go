@@ -53,7 +53,8 @@ func List(snap graph.Snapshot, f Filter) ([]*Agent, error) {
 
 // Trusted caveat parameters that Mandate supplies on every check. A client
 // may not set them: the server's values replace any the request or a
-// stored relationship carries.
+// stored relationship carries. For a subject that is not a registered
+// agent, the agent_* parameters are empty strings.
 const (
 	ParamRequestTime      = "request_time"
 	ParamOperationalState = "operational_state"
@@ -93,6 +94,11 @@ func Policy(s *schema.Schema, snap graph.Snapshot, now time.Time) *engine.Policy
 			ctx := map[string]any{
 				ParamRequestTime:      requestTime,
 				ParamOperationalState: state,
+				ParamAgentID:          "",
+				ParamAgentPurpose:     "",
+				ParamAgentRiskLevel:   "",
+				ParamAgentDepartment:  "",
+				ParamAgentRole:        "",
 			}
 			if subject.Type != schema.AgentType {
 				return ctx
