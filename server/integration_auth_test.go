@@ -17,6 +17,7 @@ import (
 )
 
 func TestAuthPresharedKey(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	tests := []struct {
@@ -104,6 +105,7 @@ func TestAuthPresharedKey(t *testing.T) {
 }
 
 func TestAuthInsecureNoAuth(t *testing.T) {
+	t.Parallel()
 	ts := startServerWith(t, serverOptions{insecureNoAuth: true})
 	client := dialClient(t, ts.addr)
 	_, err := client.WriteSchema(testContext(t), &v1.WriteSchemaRequest{Schema: testSchema})
@@ -115,6 +117,7 @@ func TestAuthInsecureNoAuth(t *testing.T) {
 // Health checking and reflection are served without a key, so probes and
 // tools such as grpcurl work without the secret.
 func TestHealthWithoutKey(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	conn, err := grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -136,6 +139,7 @@ func TestHealthWithoutKey(t *testing.T) {
 }
 
 func TestReflectionWithoutKey(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	conn, err := grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -11,9 +13,9 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// badInputCase is one invalid request. call sends it and returns the
-// error; the request must fail with wantCode, with a message that
-// contains every fragment, and must change nothing.
+// badInputCase is one invalid request, which call sends. The request must
+// fail with wantCode and a message that contains every fragment, and it
+// must change nothing.
 type badInputCase struct {
 	name      string
 	call      func(ctx context.Context, t *testing.T, c *authzed.Client) error
@@ -62,10 +64,11 @@ func readOne(req *v1.ReadRelationshipsRequest) func(context.Context, *testing.T,
 			return err
 		}
 		for {
-			if _, err := stream.Recv(); err != nil {
-				if err.Error() == "EOF" {
-					return nil
-				}
+			_, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -383,6 +386,7 @@ func badInputCases(t *testing.T) []badInputCase {
 }
 
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	ts := checkFixtureServer(t)
 	for _, tc := range badInputCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
@@ -397,6 +401,7 @@ func TestBadInput(t *testing.T) {
 // Before any schema is written, relationship calls fail with a message
 // that says to write one.
 func TestBadInputNoSchema(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	tests := []badInputCase{
 		{name: "write", call: writeOne(touchString(t, "document:readme#viewer@user:alice"))},
@@ -417,6 +422,7 @@ func TestBadInputNoSchema(t *testing.T) {
 // A request larger than the server's 4 MiB message limit is rejected by
 // gRPC with ResourceExhausted before it reaches a handler.
 func TestBadInputOversizeMessage(t *testing.T) {
+	t.Parallel()
 	ts := checkFixtureServer(t)
 	before := ts.readState(t, testResourceTypes...)
 	r := rel(t, "document:readme#viewer@user:alice")

@@ -12,11 +12,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// checkFixture covers each rewrite of testSchema: olivia owns readme, the
-// eng group edits it, core is nested in eng, carl (in core) is banned from
-// viewing, folder:shared is readme's parent, everyone may view public,
-// sam may view secret with clearance 3
-// and audits it without a caveat.
+// checkFixture covers each rewrite of testSchema. Olivia owns readme and
+// the eng group edits it. The core group is nested in eng, and carl, a
+// member of core, is banned from viewing readme. The parent of readme is
+// folder:shared. Every user may view public. Sam may view secret with
+// clearance 3 and audits it without a caveat.
 var checkFixture = []string{
 	"document:readme#owner@user:olivia",
 	"document:readme#editor@group:eng#member",
@@ -137,6 +137,7 @@ func structOf(t *testing.T, m map[string]any) *structpb.Struct {
 }
 
 func TestCheckPermission(t *testing.T) {
+	t.Parallel()
 	ts := checkFixtureServer(t)
 	for _, tc := range checkCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,6 +163,7 @@ func TestCheckPermission(t *testing.T) {
 // request order, and a failing item gets its own error without failing
 // the others.
 func TestCheckBulkPermissions(t *testing.T) {
+	t.Parallel()
 	ts := checkFixtureServer(t)
 	req := &v1.CheckBulkPermissionsRequest{Consistency: fullyConsistent()}
 	for _, tc := range checkCases {
@@ -244,6 +246,7 @@ func TestCheckBulkPermissions(t *testing.T) {
 // A context value of the wrong type for a caveat parameter is the
 // caller's error.
 func TestCheckCaveatContextWrongType(t *testing.T) {
+	t.Parallel()
 	ts := checkFixtureServer(t)
 	req := checkCase{
 		resource: "document:secret", permission: "view", subject: "user:sam",
@@ -253,9 +256,10 @@ func TestCheckCaveatContextWrongType(t *testing.T) {
 	requireStatus(t, err, codes.InvalidArgument, "has_clearance", "level")
 }
 
-// A relationship with an expiration counts until that time and not after;
-// reads hide it once it has expired.
+// A relationship with an expiration counts until that time and not after,
+// and reads hide it once it has expired.
 func TestCheckExpiringRelationship(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	expires := time.Now().Add(1500 * time.Millisecond).UTC()

@@ -25,6 +25,7 @@ func atExactSnapshot(token *v1.ZedToken) *v1.Consistency {
 // which deletes her relationship. Each consistency mode must read the
 // revision it names.
 func TestConsistencyModes(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	granted := ts.touchAll(t, "document:readme#viewer@user:alice")
@@ -70,6 +71,7 @@ func TestConsistencyModes(t *testing.T) {
 
 // ReadRelationships and CheckBulkPermissions honor at_exact_snapshot too.
 func TestConsistencyExactSnapshotReads(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	first := ts.touchAll(t, "document:readme#viewer@user:alice")
@@ -113,6 +115,7 @@ func TestConsistencyExactSnapshotReads(t *testing.T) {
 
 // A check at an exact snapshot uses the schema in force at that revision.
 func TestConsistencyExactSnapshotSchema(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	before := ts.touchAll(t, "document:readme#auditor@user:alice")
@@ -140,6 +143,7 @@ definition report {
 }
 
 func TestConsistencyInvalidToken(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	ts.touchAll(t, "document:readme#viewer@user:alice")

@@ -27,6 +27,7 @@ func deleteFixture(t *testing.T, ts *testServer) {
 }
 
 func TestDeleteByFilter(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		filter      *v1.RelationshipFilter
@@ -102,6 +103,7 @@ func bigViewers(n int) []string {
 // the limit and reports PARTIAL until the filter matches no more than the
 // limit.
 func TestDeletePartial(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	deleteFixture(t, ts)
 	filter := &v1.RelationshipFilter{ResourceType: "document", OptionalResourceId: "big", OptionalRelation: "viewer"}
@@ -146,9 +148,10 @@ func TestDeletePartial(t *testing.T) {
 }
 
 // Without partial deletions, a filter that matches more than the limit
-// fails and deletes nothing; one that matches no more than the limit
+// fails and deletes nothing. A filter that matches no more than the limit
 // deletes everything.
 func TestDeleteLimitWithoutPartial(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	deleteFixture(t, ts)
 	filter := &v1.RelationshipFilter{ResourceType: "document", OptionalResourceId: "big", OptionalRelation: "viewer"}
@@ -180,6 +183,7 @@ func TestDeleteLimitWithoutPartial(t *testing.T) {
 }
 
 func TestDeletePreconditionUnmet(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	deleteFixture(t, ts)
 	before := ts.readState(t, testResourceTypes...)

@@ -24,6 +24,7 @@ var readFixture = []string{
 }
 
 func TestReadFilters(t *testing.T) {
+	t.Parallel()
 	ellipsis := &v1.SubjectFilter_RelationFilter{Relation: ""}
 	member := &v1.SubjectFilter_RelationFilter{Relation: "member"}
 	tests := []struct {
@@ -151,6 +152,7 @@ func TestReadFilters(t *testing.T) {
 }
 
 func TestReadLimit(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	ts.touchAll(t, readFixture...)
@@ -206,6 +208,7 @@ func (ts *testServer) readPages(t *testing.T, filter *v1.RelationshipFilter, pag
 }
 
 func TestReadCursorPaging(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	var want []string
@@ -231,6 +234,7 @@ func TestReadCursorPaging(t *testing.T) {
 // A cursor pins the revision of its first page, so writes between pages
 // neither add nor remove results, and nothing is returned twice.
 func TestReadCursorPinsRevision(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	var want []string
@@ -269,6 +273,7 @@ func requireExactlyOnce(t *testing.T, got, want []string) {
 }
 
 func TestReadCursorInvalid(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	ts.touchAll(t, readFixture...)

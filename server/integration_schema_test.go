@@ -9,12 +9,14 @@ import (
 )
 
 func TestReadSchemaBeforeWrite(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	_, err := ts.client.ReadSchema(testContext(t), &v1.ReadSchemaRequest{})
 	requireStatus(t, err, codes.NotFound, "no schema")
 }
 
 func TestWriteSchemaRoundTrip(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	written := ts.writeSchema(t, testSchema)
 	if written.GetToken() == "" {
@@ -36,6 +38,7 @@ func TestWriteSchemaRoundTrip(t *testing.T) {
 // A schema written over an older one replaces it, and relationships that
 // the new schema still allows stay readable.
 func TestWriteSchemaReplace(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	ts.touchAll(t, "document:readme#viewer@user:alice")
@@ -65,6 +68,7 @@ definition document {
 }
 
 func TestWriteSchemaInvalid(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		schema    string
@@ -112,6 +116,7 @@ func TestWriteSchemaInvalid(t *testing.T) {
 // A schema change that would orphan stored relationships is rejected with
 // FailedPrecondition, names what is still in use, and changes nothing.
 func TestWriteSchemaRemovesUsed(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		schema    string
@@ -208,6 +213,58 @@ definition document {
 `,
 			fragments: []string{`"viewer"`},
 		},
+		{
+			name: "caveat",
+			schema: `use expiration
+
+definition user {}
+
+definition group {
+  relation member: user | group#member
+}
+
+definition folder {
+  relation owner: user
+  relation viewer: user | group#member
+  permission view = viewer + owner
+}
+
+definition document {
+  relation parent: folder
+  relation owner: user
+  relation editor: user | group#member
+  relation viewer: user | user:* | group#member | user with expiration
+}
+`,
+			fragments: []string{"document:secret#viewer@user:sam", "has_clearance"},
+		},
+		{
+			name: "expiration",
+			schema: `caveat has_clearance(level int, required int) {
+  level >= required
+}
+
+definition user {}
+
+definition group {
+  relation member: user | group#member
+}
+
+definition folder {
+  relation owner: user
+  relation viewer: user | group#member
+  permission view = viewer + owner
+}
+
+definition document {
+  relation parent: folder
+  relation owner: user
+  relation editor: user | group#member
+  relation viewer: user | user:* | group#member | user with has_clearance
+}
+`,
+			fragments: []string{"document:temp#viewer@user:tina", "expiration"},
+		},
 	}
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
@@ -216,6 +273,8 @@ definition document {
 		"document:readme#viewer@user:alice",
 		"group:eng#member@user:erin",
 		"folder:shared#viewer@user:fred",
+		`document:secret#viewer@user:sam[has_clearance:{"required":3}]`,
+		"document:temp#viewer@user:tina[expiration:2100-01-01T00:00:00Z]",
 	)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,11 +69,15 @@ definition document {
 type testServer struct {
 	addr   string
 	client *authzed.Client
+	stop   func()
 }
 
 // serverOptions adjusts the configuration of a test server.
 type serverOptions struct {
 	insecureNoAuth bool
+	// dataDir is the directory of the embedded store; empty means a new
+	// temporary directory.
+	dataDir string
 }
 
 // startServer starts a server with a fresh embedded store and returns a
@@ -84,7 +89,10 @@ func startServer(t *testing.T) *testServer {
 
 func startServerWith(t *testing.T, opts serverOptions) *testServer {
 	t.Helper()
-	store, err := graph.OpenBolt(t.TempDir())
+	if opts.dataDir == "" {
+		opts.dataDir = t.TempDir()
+	}
+	store, err := graph.OpenBolt(opts.dataDir)
 	if err != nil {
 		t.Fatalf("open bolt store: %v", err)
 	}
@@ -112,18 +120,23 @@ func startServerWith(t *testing.T, opts serverOptions) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, lis) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		if err := g.Close(); err != nil {
-			t.Errorf("close graph: %v", err)
-		}
-	})
 
 	ts := &testServer{addr: lis.Addr().String()}
 	ts.client = dialClient(t, ts.addr, grpcutil.WithInsecureBearerToken(testPresharedKey))
+	var once sync.Once
+	ts.stop = func() {
+		once.Do(func() {
+			ts.client.Close()
+			cancel()
+			if err := <-served; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+			if err := g.Close(); err != nil {
+				t.Errorf("close graph: %v", err)
+			}
+		})
+	}
+	t.Cleanup(ts.stop)
 	return ts
 }
 

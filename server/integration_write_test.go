@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -18,6 +20,7 @@ const (
 )
 
 func TestWriteCreate(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
@@ -39,6 +42,7 @@ func TestWriteCreate(t *testing.T) {
 }
 
 func TestWriteCreateDuplicate(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	ts.writeAll(t, opCreate, "document:readme#viewer@user:alice")
@@ -57,6 +61,7 @@ func TestWriteCreateDuplicate(t *testing.T) {
 // TOUCH creates a missing relationship and replaces the caveat context
 // and expiration of an existing one.
 func TestWriteTouch(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	ts.touchAll(t, `document:secret#viewer@user:sam[has_clearance:{"required":3}]`)
@@ -77,6 +82,7 @@ func TestWriteTouch(t *testing.T) {
 }
 
 func TestWriteDelete(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	ts.touchAll(t,
@@ -102,6 +108,7 @@ func TestWriteDelete(t *testing.T) {
 // A write with several updates of different kinds is one transaction
 // with one new revision.
 func TestWriteMixedOperations(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	ts.touchAll(t, "document:readme#viewer@user:alice", "document:readme#viewer@user:bob")
@@ -127,9 +134,10 @@ func TestWriteMixedOperations(t *testing.T) {
 	}
 }
 
-// Caveat context and expiration survive the round trip through the
-// store and the API with their types.
+// Caveat context and expiration keep their values on the way through the
+// API, and a relationship gets only the fields it was written with.
 func TestWriteCaveatAndExpirationFields(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t)
 	ts.writeSchema(t, testSchema)
 	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
@@ -191,6 +199,7 @@ func mustNotMatch(filter *v1.RelationshipFilter) *v1.Precondition {
 }
 
 func TestWritePreconditions(t *testing.T) {
+	t.Parallel()
 	aliceViews := &v1.RelationshipFilter{
 		ResourceType:       "document",
 		OptionalResourceId: "readme",
@@ -272,5 +281,77 @@ func TestWritePreconditions(t *testing.T) {
 				t.Errorf("relationships after write:\ngot  %q\nwant %q", after.rels, want)
 			}
 		})
+	}
+}
+
+// Concurrent CREATEs of one relationship are serialized: exactly one
+// succeeds and every other fails with AlreadyExists.
+func TestWriteCreateConcurrent(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	ts.writeSchema(t, testSchema)
+	const writers = 16
+	errs := make(chan error, writers)
+	for range writers {
+		go func() {
+			_, err := ts.client.WriteRelationships(testContext(t), &v1.WriteRelationshipsRequest{
+				Updates: []*v1.RelationshipUpdate{update(opCreate, rel(t, "document:readme#owner@user:olivia"))},
+			})
+			errs <- err
+		}()
+	}
+	succeeded := 0
+	for range writers {
+		err := <-errs
+		switch status.Code(err) {
+		case codes.OK:
+			succeeded++
+		case codes.AlreadyExists:
+		default:
+			t.Errorf("concurrent create: got %v, want success or AlreadyExists", err)
+		}
+	}
+	if succeeded != 1 {
+		t.Errorf("got %d successful creates, want 1", succeeded)
+	}
+}
+
+// A MUST_NOT_MATCH precondition is checked in the same transaction as the
+// write, so of concurrent writers that each claim an unowned document,
+// exactly one wins.
+func TestWritePreconditionConcurrent(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	ts.writeSchema(t, testSchema)
+	const writers = 16
+	unowned := mustNotMatch(&v1.RelationshipFilter{
+		ResourceType: "document", OptionalResourceId: "lock", OptionalRelation: "owner",
+	})
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			_, err := ts.client.WriteRelationships(testContext(t), &v1.WriteRelationshipsRequest{
+				Updates:               []*v1.RelationshipUpdate{update(opTouch, rel(t, fmt.Sprintf("document:lock#owner@user:u%d", i)))},
+				OptionalPreconditions: []*v1.Precondition{unowned},
+			})
+			errs <- err
+		}()
+	}
+	succeeded := 0
+	for range writers {
+		err := <-errs
+		switch status.Code(err) {
+		case codes.OK:
+			succeeded++
+		case codes.FailedPrecondition:
+		default:
+			t.Errorf("concurrent claim: got %v, want success or FailedPrecondition", err)
+		}
+	}
+	if succeeded != 1 {
+		t.Errorf("got %d successful claims, want 1", succeeded)
+	}
+	if got := ts.read(t, &v1.RelationshipFilter{ResourceType: "document", OptionalResourceId: "lock"}); len(got) != 1 {
+		t.Errorf("owners of document:lock: got %q, want exactly one", got)
 	}
 }

@@ -34,7 +34,7 @@ import (
 // applied completely or not at all.
 
 const (
-	crashKillCycles   = 20
+	crashKillCycles   = 12
 	crashWriters      = 4
 	crashPresharedKey = "crash-test-key"
 	crashReadPageSize = 1000
