@@ -22,6 +22,9 @@ var (
 	// ErrLimit is returned when a depth, fan-out or expiry limit inherited
 	// from the parent would be exceeded.
 	ErrLimit = errors.New("delegation limit exceeded")
+	// ErrExists is returned when the requested id is taken, also by a
+	// revoked delegation, whose record is kept.
+	ErrExists = errors.New("delegation already exists")
 )
 
 // DefaultMaxFanout is the fan-out of a root delegation that sets none.
@@ -60,7 +63,7 @@ func Create(s *schema.Schema, tx *graph.Tx, req Request, now time.Time) (*Delega
 		return nil, invalid("%v", err)
 	}
 	if tx.GetRecord(RecordKind, req.ID) != nil {
-		return nil, invalid("delegation %q already exists", req.ID)
+		return nil, fmt.Errorf("delegation %q: %w; choose another id or leave it empty to have one generated", req.ID, ErrExists)
 	}
 	delegator, err := parseSubject(req.Delegator)
 	if err != nil {
@@ -77,8 +80,11 @@ func Create(s *schema.Schema, tx *graph.Tx, req Request, now time.Time) (*Delega
 			return nil, err
 		}
 	}
-	if req.MaxDepth < 0 || req.MaxFanout < 0 {
-		return nil, invalid("max depth %d and max fan-out %d must not be negative", req.MaxDepth, req.MaxFanout)
+	if req.MaxDepth < 0 {
+		return nil, invalid("max depth %d is negative", req.MaxDepth)
+	}
+	if req.MaxFanout < 0 {
+		return nil, invalid("max fan-out %d is negative", req.MaxFanout)
 	}
 	if !req.ExpiresAt.IsZero() && !now.Before(req.ExpiresAt) {
 		return nil, invalid("expiry %s is in the past", req.ExpiresAt.UTC().Format(time.RFC3339))

@@ -40,6 +40,8 @@ func delegationStatus(err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, delegation.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, delegation.ErrExists):
+		return status.Error(codes.AlreadyExists, err.Error())
 	}
 	return err
 }
