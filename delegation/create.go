@@ -49,7 +49,8 @@ func invalid(format string, args ...any) error {
 // Create checks every rule and writes the delegation in tx:
 //   - the delegate is an active agent, and not the delegator;
 //   - the delegator is a user, an active agent, or a live delegation whose
-//     limits allow one more hop and one more child;
+//     agents are all active and whose limits allow one more hop and one
+//     more child;
 //   - the delegator holds every permission it names on a single resource;
 //   - the scope stays inside the parent's, the expiry does not outlive the
 //     parent's, and depth and fan-out only shrink;
@@ -229,6 +230,17 @@ func applyParent(s *schema.Schema, tx *graph.Tx, d *Delegation, parentID string,
 	}
 	if chain.Invalid != "" {
 		return fmt.Errorf("%w: %s", ErrLimit, chain.Invalid)
+	}
+	// A suspended principal grants nothing, so its chain cannot be handed
+	// on: without this, a suspended delegate could still add children
+	// with type-wide or container scopes, which checkHeld does not check.
+	for _, p := range chain.Principals {
+		if p.Type != schema.AgentType {
+			continue
+		}
+		if a, err := identity.Get(snap, p.ID); err == nil && !a.CanHoldPermissions() {
+			return fmt.Errorf("%w: agent %q in the chain of delegation %q is %s", ErrLimit, p.ID, parentID, a.State)
+		}
 	}
 	for _, p := range chain.Principals {
 		if p.Type == schema.AgentType && p.ID == d.Delegate {

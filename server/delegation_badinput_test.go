@@ -16,17 +16,23 @@ import (
 // startBadInputChain starts the chain with c1 expiring in an hour, and adds
 // what the bad-input cases need:
 //
-//	wide:  agent:planner -> researcher  read@dataset:*         max depth 1
-//	fan:   agent:planner -> researcher  read@dataset:revenue   max depth 1, max fan-out 1
-//	fan1:  delegation:fan -> summarizer read@dataset:revenue   (fan's only child)
-//	old:   agent:planner -> writer      read@dataset:revenue   (revoked)
+//	wide:   agent:planner  -> researcher  read@dataset:*        max depth 1
+//	fan:    agent:planner  -> researcher  read@dataset:revenue  max depth 1, max fan-out 1
+//	fan1:   delegation:fan -> summarizer  read@dataset:revenue  (fan's only child)
+//	old:    agent:planner  -> writer      read@dataset:revenue  (revoked)
+//	lapsed: agent:planner  -> idle        read@folder:q3/...    max depth 1
 //
-// and two more agents: spare (active) and idle (suspended).
+// and two more agents: spare (active) and idle (suspended after lapsed was
+// created).
 func startBadInputChain(t *testing.T) *delegationServer {
 	t.Helper()
 	ds := startChain(t, map[string]time.Duration{"c1": time.Hour})
 	ds.addAgent(t, "spare")
 	ds.addAgent(t, "idle")
+	delegate(t, ds.adminDelegations, &mandatev1.DelegateRequest{
+		Id: "lapsed", Delegator: "agent:planner", Delegate: "idle", MaxDepth: 1,
+		Scope: []*mandatev1.Scope{scope("folder:q3/...", "read")},
+	})
 	if _, err := ds.agents.SuspendAgent(testContext(t), &mandatev1.SuspendAgentRequest{Id: "idle", Reason: "unused"}); err != nil {
 		t.Fatalf("SuspendAgent idle: %v", err)
 	}
@@ -150,6 +156,9 @@ func delegationBadInputs(ds *delegationServer) []delegationBadInput {
 		{"suspended delegator", "", delegating(&mandatev1.DelegateRequest{
 			Delegator: "agent:idle", Delegate: "spare", Scope: revenue,
 		}), codes.FailedPrecondition, []string{`"idle"`, "suspended"}},
+		{"suspended agent in the parent chain", "idle", delegating(&mandatev1.DelegateRequest{
+			Delegator: "delegation:lapsed", Delegate: "spare", Scope: []*mandatev1.Scope{scope("folder:q3/...", "read")},
+		}), codes.FailedPrecondition, []string{`"idle"`, `"lapsed"`, "suspended"}},
 
 		// Delegation to oneself and cycles.
 		{"delegation to itself", "planner", delegating(&mandatev1.DelegateRequest{
