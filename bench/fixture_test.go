@@ -45,33 +45,33 @@ type fixture struct {
 	schema *schema.Schema
 }
 
-// newFixture opens an embedded store in b.TempDir and writes benchSchema
+// newFixture opens an embedded store in tb.TempDir and writes benchSchema
 // and rels in one transaction. Each element of rels is
 // "type:id#relation@type:id" with an optional "#relation" on the subject.
-func newFixture(b *testing.B, rels []string) *fixture {
-	b.Helper()
-	store, err := graph.OpenBolt(b.TempDir())
+func newFixture(tb testing.TB, rels []string) *fixture {
+	tb.Helper()
+	store, err := graph.OpenBolt(tb.TempDir())
 	if err != nil {
-		b.Fatalf("open embedded store: %v", err)
+		tb.Fatalf("open embedded store: %v", err)
 	}
 	g, err := graph.Open(store, graph.Options{})
 	if err != nil {
 		store.Close()
-		b.Fatalf("open graph: %v", err)
+		tb.Fatalf("open graph: %v", err)
 	}
-	b.Cleanup(func() {
+	tb.Cleanup(func() {
 		if err := g.Close(); err != nil {
-			b.Errorf("close graph: %v", err)
+			tb.Errorf("close graph: %v", err)
 		}
 	})
 
 	compiled, err := schema.Compile(context.Background(), benchSchema)
 	if err != nil {
-		b.Fatalf("compile benchmark schema: %v", err)
+		tb.Fatalf("compile benchmark schema: %v", err)
 	}
 	parsed := make([]*graph.Relationship, 0, len(rels))
 	for _, text := range rels {
-		parsed = append(parsed, parseRelationship(b, text))
+		parsed = append(parsed, parseRelationship(tb, text))
 	}
 	_, err = g.Update(context.Background(), func(tx *graph.Tx) error {
 		tx.SetSchema(benchSchema)
@@ -81,17 +81,21 @@ func newFixture(b *testing.B, rels []string) *fixture {
 		return nil
 	})
 	if err != nil {
-		b.Fatalf("write %d relationships: %v", len(rels), err)
+		tb.Fatalf("write %d relationships: %v", len(rels), err)
 	}
 	return &fixture{graph: g, schema: compiled}
+}
+
+// check runs engine.Check at the head revision.
+func (f *fixture) check(req engine.CheckRequest) (engine.Result, error) {
+	return engine.Check(f.schema, f.graph.HeadSnapshot(time.Now()), engine.Limits{}, req)
 }
 
 // benchmarkCheck runs engine.Check for one request per iteration, after
 // checking once that it returns want.
 func (f *fixture) benchmarkCheck(b *testing.B, req engine.CheckRequest, want engine.Membership) {
 	b.Helper()
-	snap := f.graph.HeadSnapshot(time.Now())
-	got, err := engine.Check(f.schema, snap, engine.Limits{}, req)
+	got, err := f.check(req)
 	if err != nil {
 		b.Fatalf("check %s: %v", describe(req), err)
 	}
@@ -99,6 +103,7 @@ func (f *fixture) benchmarkCheck(b *testing.B, req engine.CheckRequest, want eng
 		b.Fatalf("check %s = %v, want %v", describe(req), got.Membership, want)
 	}
 
+	snap := f.graph.HeadSnapshot(time.Now())
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := engine.Check(f.schema, snap, engine.Limits{}, req); err != nil {
@@ -108,14 +113,12 @@ func (f *fixture) benchmarkCheck(b *testing.B, req engine.CheckRequest, want eng
 }
 
 // checkRequest builds a request from "type:id" strings.
-func checkRequest(b *testing.B, resource, permission, subject string) engine.CheckRequest {
-	b.Helper()
-	s := parseSubject(b, subject)
-	r := parseSubject(b, resource)
+func checkRequest(tb testing.TB, resource, permission, subject string) engine.CheckRequest {
+	tb.Helper()
 	return engine.CheckRequest{
-		Resource:   r.Object(),
+		Resource:   parseSubject(tb, resource).Object(),
 		Permission: permission,
-		Subject:    s,
+		Subject:    parseSubject(tb, subject),
 	}
 }
 
@@ -123,31 +126,31 @@ func describe(req engine.CheckRequest) string {
 	return req.Resource.Type + ":" + req.Resource.ID + "#" + req.Permission + "@" + req.Subject.String()
 }
 
-func parseRelationship(b *testing.B, text string) *graph.Relationship {
-	b.Helper()
+func parseRelationship(tb testing.TB, text string) *graph.Relationship {
+	tb.Helper()
 	resourcePart, subjectPart, ok := strings.Cut(text, "@")
 	if !ok {
-		b.Fatalf("invalid relationship %q: missing @subject", text)
+		tb.Fatalf("invalid relationship %q: missing @subject", text)
 	}
-	resource := parseSubject(b, resourcePart)
+	resource := parseSubject(tb, resourcePart)
 	if resource.Relation == "" {
-		b.Fatalf("invalid relationship %q: missing #relation after the resource", text)
+		tb.Fatalf("invalid relationship %q: missing #relation after the resource", text)
 	}
 	return &graph.Relationship{Key: graph.Key{
 		ResourceType: resource.Type,
 		ResourceID:   resource.ID,
 		Relation:     resource.Relation,
-		Subject:      parseSubject(b, subjectPart),
+		Subject:      parseSubject(tb, subjectPart),
 	}}
 }
 
 // parseSubject parses "type:id" or "type:id#relation".
-func parseSubject(b *testing.B, text string) graph.SubjectRef {
-	b.Helper()
+func parseSubject(tb testing.TB, text string) graph.SubjectRef {
+	tb.Helper()
 	object, relation, _ := strings.Cut(text, "#")
 	objectType, id, ok := strings.Cut(object, ":")
 	if !ok || objectType == "" || id == "" {
-		b.Fatalf("invalid object %q: expected type:id", text)
+		tb.Fatalf("invalid object %q: expected type:id", text)
 	}
 	return graph.SubjectRef{Type: objectType, ID: id, Relation: relation}
 }
