@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"time"
 )
 
@@ -13,7 +14,8 @@ type TokenCredentials struct {
 	AgentID  string
 	Key      ed25519.PrivateKey
 	Audience string
-	// TTL is each token's lifetime; the default is one minute.
+	// TTL is each token's lifetime: one minute when zero, at most
+	// MaxTokenLifetime.
 	TTL time.Duration
 	// Insecure allows sending tokens over a connection without TLS, for
 	// local development.
@@ -25,6 +27,9 @@ func (c TokenCredentials) GetRequestMetadata(ctx context.Context, _ ...string) (
 	ttl := c.TTL
 	if ttl <= 0 {
 		ttl = time.Minute
+	}
+	if ttl > MaxTokenLifetime {
+		return nil, fmt.Errorf("agent token lifetime %s exceeds the maximum of %s that servers accept", ttl, MaxTokenLifetime)
 	}
 	audience := c.Audience
 	if audience == "" {

@@ -169,3 +169,12 @@ func TestTokenCredentialsSignsFreshTokens(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenCredentialsRejectsLongLifetime(t *testing.T) {
+	_, key := newTestAgent(t, "bot")
+	creds := TokenCredentials{AgentID: "bot", Key: key, TTL: MaxTokenLifetime + time.Second}
+	_, err := creds.GetRequestMetadata(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "15m1s") {
+		t.Errorf("GetRequestMetadata with a TTL of 15m1s: got %v, want an error naming the lifetime", err)
+	}
+}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -46,14 +49,26 @@ func newAgentCommand() *cobra.Command {
 	return cmd
 }
 
-// printMessage writes a response as indented JSON.
+// printMessage writes a response to standard output as indented JSON.
 func printMessage(m proto.Message) error {
-	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	return writeMessage(os.Stdout, m)
+}
+
+// writeMessage writes a response to w as JSON indented by two spaces.
+// protojson varies its whitespace from build to build on purpose, so
+// json.Indent lays the output out again to keep it stable.
+func writeMessage(w io.Writer, m proto.Message) error {
+	out, err := protojson.Marshal(m)
 	if err != nil {
 		return err
 	}
-	fmt.Println(string(out))
-	return nil
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, out, "", "  "); err != nil {
+		return err
+	}
+	indented.WriteByte('\n')
+	_, err = w.Write(indented.Bytes())
+	return err
 }
 
 func newAgentSimpleCommand(o *clientOptions, name, short string, call func(context.Context, mandatev1.AgentServiceClient, string) (proto.Message, error)) *cobra.Command {
@@ -71,7 +86,7 @@ func newAgentSimpleCommand(o *clientOptions, name, short string, call func(conte
 			if err != nil {
 				return err
 			}
-			return printMessage(resp)
+			return writeMessage(cmd.OutOrStdout(), resp)
 		},
 	}
 }
@@ -111,8 +126,8 @@ server never sees the private key.`,
 			if err := writePrivateKey(keyFile, priv); err != nil {
 				return fmt.Errorf("agent %q was created, but %w", req.Id, err)
 			}
-			fmt.Fprintf(os.Stderr, "private key written to %s (mode 0600)\n", keyFile)
-			return printMessage(resp)
+			fmt.Fprintf(cmd.ErrOrStderr(), "private key written to %s (mode 0600)\n", keyFile)
+			return writeMessage(cmd.OutOrStdout(), resp)
 		},
 	}
 	f := cmd.Flags()
@@ -161,7 +176,7 @@ func newAgentUpdateCommand(o *clientOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printMessage(resp)
+			return writeMessage(cmd.OutOrStdout(), resp)
 		},
 	}
 	f := cmd.Flags()
@@ -197,7 +212,7 @@ func newAgentListCommand(o *clientOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printMessage(resp)
+			return writeMessage(cmd.OutOrStdout(), resp)
 		},
 	}
 	f := cmd.Flags()
@@ -218,6 +233,9 @@ or grpcurl: send it as "authorization: Bearer TOKEN". The server accepts
 each token once.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if ttl <= 0 || ttl > identity.MaxTokenLifetime {
+				return fmt.Errorf("invalid --ttl %s: the server accepts lifetimes above 0 and up to %s", ttl, identity.MaxTokenLifetime)
+			}
 			if keyFile == "" {
 				keyFile = args[0] + ".key"
 			}
@@ -229,7 +247,7 @@ each token once.`,
 			if err != nil {
 				return err
 			}
-			fmt.Println(token)
+			fmt.Fprintln(cmd.OutOrStdout(), token)
 			return nil
 		},
 	}

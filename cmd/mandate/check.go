@@ -58,9 +58,9 @@ func newCheckCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Println(resp.GetPermissionship().String())
+			fmt.Fprintln(cmd.OutOrStdout(), resp.GetPermissionship().String())
 			if missing := resp.GetPartialCaveatInfo().GetMissingRequiredContext(); len(missing) > 0 {
-				fmt.Println("missing context:", missing)
+				fmt.Fprintln(cmd.OutOrStdout(), "missing context:", missing)
 			}
 			return nil
 		},

@@ -51,7 +51,7 @@ func newRelationshipCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Println("written at", resp.GetWrittenAt().GetToken())
+				fmt.Fprintln(cmd.OutOrStdout(), "written at", resp.GetWrittenAt().GetToken())
 				return nil
 			},
 		})
