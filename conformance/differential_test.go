@@ -20,12 +20,13 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/mandate-iam/mandate/engine"
+	"github.com/mandate-iam/mandate/engine/checkscript"
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/schema"
 )
 
 var (
-	differentialSeeds = flag.Int("differential.seeds", 150,
+	differentialSeeds = flag.Int("differential.seeds", 100,
 		"number of random schemas that TestDifferentialCheck compares (15 with -short)")
 	differentialFirstSeed = flag.Uint64("differential.seed", 1,
 		"first seed of TestDifferentialCheck; rerun one failing seed with -differential.seed=N -differential.seeds=1")
@@ -275,20 +276,11 @@ func schemaRejected(errs *devinterface.DeveloperErrors) bool {
 }
 
 func compareResults(expected *v1.CheckPermissionResponse, got engine.Result) string {
-	var gotPermissionship v1.CheckPermissionResponse_Permissionship
-	switch got.Membership {
-	case engine.HasPermission:
-		gotPermissionship = v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
-	case engine.ConditionalPermission:
-		gotPermissionship = v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION
-	default:
-		gotPermissionship = v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION
-	}
+	gotPermissionship := permissionshipOf(got.Membership)
 	if gotPermissionship != expected.GetPermissionship() {
 		return fmt.Sprintf("Mandate returns %v, SpiceDB returns %v", gotPermissionship, expected.GetPermissionship())
 	}
-	expectedMissing := slices.Clone(expected.GetPartialCaveatInfo().GetMissingRequiredContext())
-	slices.Sort(expectedMissing)
+	expectedMissing := uniqueSorted(expected.GetPartialCaveatInfo().GetMissingRequiredContext())
 	if !slices.Equal(expectedMissing, got.MissingContext) {
 		return fmt.Sprintf("Mandate reports missing context %v, SpiceDB reports %v", got.MissingContext, expectedMissing)
 	}
@@ -315,7 +307,11 @@ func mandateSnapshot(t *testing.T, sc scenario) graph.Snapshot {
 	_, err = g.Update(context.Background(), func(tx *graph.Tx) error {
 		tx.SetSchema(sc.schema)
 		for _, s := range sc.relationships {
-			tx.Touch(graphRelationship(tuple.MustParse(s)))
+			r, err := checkscript.Relationship(s)
+			if err != nil {
+				return err
+			}
+			tx.Touch(r)
 		}
 		return nil
 	})
