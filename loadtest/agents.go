@@ -70,7 +70,7 @@ const (
 // dN-a*, groups dN-team*, dN-div0, dN-div1 and dN-all nested in that order,
 // folders dN-f* in a random tree under dN-f0, and datasets dN-s*.
 //
-// Verified answers follow from the construction: an agent reads every
+// Expected results follow from the construction: an agent reads every
 // dataset of its own department unless that dataset blocks it, and no
 // dataset of another department. Admins write every dataset of their
 // department. Staff users read nothing. Guest agents (guest-*, and wguest-*
@@ -354,8 +354,9 @@ func (s *agentsScenario) randomGuest(r *rand.Rand) *v1.SubjectReference {
 	return subject("agent", guestID("wguest-", r.IntN(64)))
 }
 
-// NextLookup asks which datasets an agent can read: for an agent of a
-// department, exactly the department's datasets that do not block it.
+// NextLookup returns a lookup of the datasets an agent can read. For an
+// agent of a department, the result is exactly the department's datasets
+// that do not block it.
 func (s *agentsScenario) NextLookup(r *rand.Rand) LookupCase {
 	if r.IntN(5) == 0 {
 		return LookupCase{ResourceType: "dataset", Permission: "read", Subject: s.randomGuest(r)}

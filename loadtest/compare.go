@@ -138,7 +138,7 @@ func Compare(w io.Writer, a, b Series) error {
 		return err
 	}
 
-	fmt.Fprintf(&out, "\nfailed calls and wrong answers, summed over runs\n")
+	fmt.Fprintf(&out, "\nfailed calls and wrong results, summed over runs\n")
 	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "kind\t%s errors\t%s mismatches\t%s errors\t%s mismatches\n", a.Name, a.Name, b.Name, b.Name)
 	for _, kind := range kinds {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the same `mandate loadtest` against Mandate and against SpiceDB, one
-# server at a time, on 127.0.0.1, and prints each run's report, the ratios
+# server at a time, on 127.0.0.1. It prints each run's report, the ratios
 # of throughput and p50/p99 latency per kind of call, and each server's
 # resident memory after loading the data set.
 #
@@ -106,8 +106,9 @@ measure() {
 	echo "compare.sh: $name: loading $relationships relationships" >&2
 	"$mandate" loadtest "${common[@]}" --load-only --json >"$out_dir/$name-load.json"
 	sleep 2
-	local rss_loaded
+	local rss_loaded anon_loaded
 	rss_loaded="$(status_kib "$server_pid" VmRSS)"
+	anon_loaded="$(status_kib "$server_pid" RssAnon)"
 
 	for run in $(seq 1 "$repeats"); do
 		echo "compare.sh: $name: run $run of $repeats, $duration" >&2
@@ -125,7 +126,7 @@ measure() {
 	done
 	local rss_peak
 	rss_peak="$(status_kib "$server_pid" VmHWM)"
-	echo "$name $rss_empty $rss_loaded $rss_peak" >"$out_dir/$name-memory.txt"
+	echo "$name $rss_empty $rss_loaded $anon_loaded $rss_peak" >"$out_dir/$name-memory.txt"
 }
 
 # Start Mandate with an empty schema, as SpiceDB starts, where serve would
@@ -165,13 +166,15 @@ echo "== comparison"
 	--b-name spicedb --b "$(list_reports spicedb)"
 
 echo
-echo "resident memory (VmRSS, MiB): empty server, after loading $relationships relationships, growth per million relationships, peak (VmHWM) at the end"
+echo "resident memory (VmRSS, MiB): empty server; after loading $relationships relationships, in all and"
+echo "its anonymous part (RssAnon, without mapped files); growth per million relationships; peak (VmHWM) at the end"
 for name in mandate spicedb; do
-	read -r _ empty loaded peak <"$out_dir/$name-memory.txt"
-	awk -v name="$name" -v empty="$empty" -v loaded="$loaded" -v peak="$peak" -v n="$relationships" \
-		'BEGIN { printf "%-8s empty %7.1f  loaded %7.1f  per million %8.1f  peak %7.1f\n",
-			name, empty / 1024, loaded / 1024, (loaded - empty) / 1024 / (n / 1e6), peak / 1024 }'
+	read -r _ empty loaded anon peak <"$out_dir/$name-memory.txt"
+	awk -v name="$name" -v empty="$empty" -v loaded="$loaded" -v anon="$anon" -v peak="$peak" -v n="$relationships" \
+		'BEGIN { printf "%-8s empty %7.1f  loaded %7.1f (anon %7.1f)  per million %8.1f  peak %7.1f\n",
+			name, empty / 1024, loaded / 1024, anon / 1024, (loaded - empty) / 1024 / (n / 1e6), peak / 1024 }'
 done
 echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 echo "reports: $out_dir"

@@ -55,7 +55,7 @@ const (
 // root folder, teams may edit folders and documents, and a few documents
 // are public through user:*.
 //
-// Verified answers follow from the construction: a user views every
+// Expected results follow from the construction: a user views every
 // document of its organization and the public documents of the others,
 // and edits a document of its organization if it owns it, is the admin, or
 // is in a team that edits the document or one of its folders. Guest users
@@ -334,7 +334,7 @@ func (s *docsScenario) randomGuest(r *rand.Rand) *v1.SubjectReference {
 	return subject("user", guestID("wguest-", r.IntN(64)))
 }
 
-// NextLookup asks which documents a user can view or edit.
+// NextLookup returns a lookup of the documents a user can view or edit.
 func (s *docsScenario) NextLookup(r *rand.Rand) LookupCase {
 	if r.IntN(5) == 0 {
 		return LookupCase{ResourceType: "document", Permission: "view", Subject: s.randomGuest(r)}

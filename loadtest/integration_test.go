@@ -114,7 +114,7 @@ func TestRunAgainstMandate(t *testing.T) {
 					t.Errorf("%s: errors %v, item errors %v, want none", k.Kind, k.Errors, k.ItemErrors)
 				}
 				if k.Kind != "write" && k.Verified == 0 {
-					t.Errorf("%s: no answers verified", k.Kind)
+					t.Errorf("%s: no results verified", k.Kind)
 				}
 			}
 			if report.StoppedBy != "duration" {
@@ -131,6 +131,7 @@ func TestRunStopsAtMaxRequests(t *testing.T) {
 		t.Fatalf("create client for %s: %v", addr, err)
 	}
 	t.Cleanup(func() { client.Close() })
+
 	scenario, err := NewScenario("agents", 500, 3)
 	if err != nil {
 		t.Fatalf("new scenario: %v", err)
@@ -143,6 +144,7 @@ func TestRunStopsAtMaxRequests(t *testing.T) {
 	if err != nil {
 		t.Fatalf("prepare: %v", err)
 	}
+
 	report, err := Run(ctx, []Client{client}, RunOptions{
 		Scenario:    scenario,
 		Mix:         Mix{KindCheck: 1},
@@ -174,6 +176,7 @@ func TestLoadTwiceFails(t *testing.T) {
 		t.Fatalf("create client for %s: %v", addr, err)
 	}
 	t.Cleanup(func() { client.Close() })
+
 	scenario, err := NewScenario("docs", 300, 1)
 	if err != nil {
 		t.Fatalf("new scenario: %v", err)

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// maxMismatchSamples bounds how many wrong answers a report describes in
+// maxMismatchSamples bounds how many wrong results a report describes in
 // full; all of them are counted.
 const maxMismatchSamples = 10
 
@@ -42,7 +42,7 @@ type Report struct {
 	// Total sums every kind; its latencies cover calls of all kinds.
 	Total KindReport   `json:"total"`
 	Kinds []KindReport `json:"kinds"`
-	// MismatchSamples describes the first wrong answers.
+	// MismatchSamples describes the first wrong results.
 	MismatchSamples []string `json:"mismatch_samples,omitempty"`
 }
 
@@ -93,7 +93,7 @@ type KindReport struct {
 	// Items counts check items of bulk calls and resources returned by
 	// lookups.
 	Items int64 `json:"items,omitempty"`
-	// Verified counts answers compared with a known expected answer: one
+	// Verified counts results compared with a known expected result: one
 	// per check, per bulk item and per lookup.
 	Verified   int64 `json:"verified"`
 	Mismatches int64 `json:"mismatches"`

@@ -168,7 +168,7 @@ func TestCompareNeedsReports(t *testing.T) {
 }
 
 // alwaysAllowedClient allows every check and fails every write with
-// Unavailable, to show that wrong answers and errors are counted.
+// Unavailable, to show that wrong results and errors are counted.
 type alwaysAllowedClient struct {
 	v1.PermissionsServiceClient
 	v1.SchemaServiceClient
@@ -195,7 +195,7 @@ func (alwaysAllowedClient) WriteRelationships(context.Context, *v1.WriteRelation
 	return nil, status.Error(codes.Unavailable, "no writes")
 }
 
-func TestRunCountsWrongAnswersAndErrors(t *testing.T) {
+func TestRunCountsWrongResultsAndErrors(t *testing.T) {
 	scenario, err := NewScenario("agents", 2000, 5)
 	if err != nil {
 		t.Fatalf("new scenario: %v", err)
@@ -212,6 +212,7 @@ func TestRunCountsWrongAnswersAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
+
 	check, bulk, write := report.Kinds[KindCheck], report.Kinds[KindBulk], report.Kinds[KindWrite]
 	if check.Mismatches == 0 {
 		t.Errorf("check mismatches = 0, want some: the client allows denied checks")

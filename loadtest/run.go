@@ -258,7 +258,7 @@ func (w *worker) finish(kind Kind, runCtx context.Context, err error, elapsed ti
 	return true
 }
 
-// verify compares a permissionship with the case's expected answer.
+// verify compares a permissionship with the case's expected result.
 func (w *worker) verify(kind Kind, c CheckCase, got v1.CheckPermissionResponse_Permissionship) {
 	if c.Expect == Unverified {
 		return
@@ -290,7 +290,7 @@ func (w *worker) check(callCtx, runCtx context.Context) {
 }
 
 // checkKey identifies a check by its request, for matching the pairs of a
-// bulk response. Equal requests have equal expected answers.
+// bulk response. Equal requests have equal expected results.
 func checkKey(resource *v1.ObjectReference, permission string, sub *v1.SubjectReference) string {
 	return formatObject(resource) + "#" + permission + "@" + formatSubject(sub)
 }
@@ -312,6 +312,7 @@ func (w *worker) bulk(callCtx, runCtx context.Context) {
 	if !w.finish(KindBulk, runCtx, err, time.Since(start)) {
 		return
 	}
+
 	stats := &w.stats[KindBulk]
 	pairs := resp.GetPairs()
 	stats.items += int64(len(pairs))

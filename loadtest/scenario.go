@@ -10,11 +10,11 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 )
 
-// Expectation is the answer a check must get, when the data set fixes it.
+// Expectation is the result a check must return, when the data set fixes it.
 type Expectation int
 
 const (
-	// Unverified marks a check whose answer the generator does not track,
+	// Unverified marks a check whose result the generator does not track,
 	// for example one about relationships that concurrent writes change.
 	Unverified Expectation = iota
 	// ExpectAllowed marks a check that must return HAS_PERMISSION.
@@ -23,7 +23,7 @@ const (
 	ExpectDenied
 )
 
-// CheckCase is one permission check and its expected answer.
+// CheckCase is one permission check and its expected result.
 type CheckCase struct {
 	Resource   *v1.ObjectReference
 	Permission string
@@ -58,9 +58,9 @@ func (c LookupCase) String() string {
 // name, size and seed gives the same data, so a later run can reuse data
 // that an earlier one loaded.
 //
-// Every data set has a part whose answers the generator tracks, and writes
+// Every data set has a part whose results the generator tracks, and writes
 // only change relationships that no verified check or lookup depends on,
-// so the expected answers stay true while the load test writes.
+// so the expected results stay true while the load test writes.
 type Scenario interface {
 	// Name returns the name that --schema selects the scenario by.
 	Name() string

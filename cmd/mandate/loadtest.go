@@ -53,8 +53,8 @@ or SpiceDB), then send CheckPermission, CheckBulkPermissions, LookupResources
 and WriteRelationships calls from concurrent workers until --duration has
 passed or --max-requests calls have started. The final report gives calls
 per second, p50/p95/p99/max latency per kind of call, failed calls by gRPC
-code, and answers that differ from the ones the generator knows to be
-right. A progress line goes to stderr every --progress-interval.
+code, and results that differ from the expected results that the
+generator stores. A progress line goes to stderr every --progress-interval.
 
 Scenarios: agents (departments, agents and datasets, with nested groups and
 folder trees) and docs (documents shared through folders, nested groups and
@@ -65,7 +65,7 @@ The connection is plaintext gRPC, for servers on this machine. Every flag
 can also be set with an environment variable: --key is MANDATE_KEY,
 --addr is MANDATE_ADDR.
 
-The command exits with status 1 when any answer was wrong.`,
+The command exits with status 1 when any result was wrong.`,
 		Example: `  mandate loadtest --addr 127.0.0.1:50051 --key secret --schema agents \
     --relationships 100000 --mix check=80,bulk=10,lookup=5,write=5 \
     --concurrency 16 --duration 60s`,
@@ -202,7 +202,7 @@ func runLoadtest(parent context.Context, o loadtestOptions, stdout, stderr io.Wr
 		return err
 	}
 	if n := report.Total.Mismatches; n > 0 {
-		return fmt.Errorf("%d of %d verified answers differ from the expected ones; see the mismatch lines of the report", n, report.Total.Verified)
+		return fmt.Errorf("%d of %d verified results differ from the expected ones; see the mismatch lines of the report", n, report.Total.Verified)
 	}
 	return nil
 }
@@ -252,7 +252,7 @@ func newLoadtestCompareCommand() *cobra.Command {
 		Long: `Read the JSON reports (mandate loadtest --json) of repeated runs against two
 servers and print, per kind of call, the median and range over runs of
 throughput, p50 and p99 latency, the ratio of the medians, and the failed
-calls and wrong answers of each server.`,
+calls and wrong results of each server.`,
 		Example: `  mandate loadtest compare --a-name mandate --a m1.json,m2.json \
     --b-name spicedb --b s1.json,s2.json`,
 		Args: cobra.NoArgs,
