@@ -58,36 +58,6 @@ func OpenBolt(dir string) (*BoltStore, error) {
 	return &BoltStore{db: db}, nil
 }
 
-// storedValue is the value of a relationship in the store; the key holds
-// its identity.
-type storedValue struct {
-	Caveat     string         `json:"caveat,omitempty"`
-	Context    map[string]any `json:"context,omitempty"`
-	Expiration *time.Time     `json:"expiration,omitempty"`
-}
-
-// storedChange is one entry of a revision's change log record.
-type storedChange struct {
-	Op  Op          `json:"op"`
-	Key string      `json:"key"`
-	Val storedValue `json:"val"`
-}
-
-type storedRevision struct {
-	At      time.Time      `json:"at"`
-	Changes []storedChange `json:"changes"`
-	Records []storedRecord `json:"records,omitempty"`
-	Schema  *string        `json:"schema,omitempty"`
-}
-
-// storedRecord is a record change in the change log; Data is nil for a
-// deletion.
-type storedRecord struct {
-	Kind string `json:"kind"`
-	ID   string `json:"id"`
-	Data []byte `json:"data,omitempty"`
-}
-
 // recordKey joins kind and id with NUL; kinds never contain it.
 func recordKey(k RecordKey) []byte { return []byte(k.Kind + "\x00" + k.ID) }
 
@@ -97,43 +67,6 @@ func decodeRecordKey(b []byte) (RecordKey, error) {
 		return RecordKey{}, fmt.Errorf("malformed record key %q", b)
 	}
 	return RecordKey{Kind: kind, ID: id}, nil
-}
-
-// encodeKey joins the six parts of a key with NUL, which no valid type,
-// id or relation contains.
-func encodeKey(k Key) []byte {
-	return []byte(strings.Join([]string{
-		k.ResourceType, k.ResourceID, k.Relation,
-		k.Subject.Type, k.Subject.ID, k.Subject.Relation,
-	}, "\x00"))
-}
-
-func decodeKey(b []byte) (Key, error) {
-	parts := strings.Split(string(b), "\x00")
-	if len(parts) != 6 {
-		return Key{}, fmt.Errorf("malformed relationship key %q", b)
-	}
-	return Key{
-		ResourceType: parts[0], ResourceID: parts[1], Relation: parts[2],
-		Subject: SubjectRef{Type: parts[3], ID: parts[4], Relation: parts[5]},
-	}, nil
-}
-
-func valueOf(r *Relationship) storedValue {
-	v := storedValue{Caveat: r.Caveat, Context: r.CaveatContext}
-	if !r.Expiration.IsZero() {
-		t := r.Expiration.UTC()
-		v.Expiration = &t
-	}
-	return v
-}
-
-func (v storedValue) relationship(k Key) *Relationship {
-	r := &Relationship{Key: k, Caveat: v.Caveat, CaveatContext: v.Context}
-	if v.Expiration != nil {
-		r.Expiration = *v.Expiration
-	}
-	return r
 }
 
 func revisionKey(rev Revision) []byte {
@@ -193,11 +126,9 @@ func (s *BoltStore) Commit(c Commit) error {
 			return fmt.Errorf("commit revision %d: store head is %d", c.Revision, head)
 		}
 		rels := btx.Bucket(bucketRelationships)
-		record := storedRevision{At: c.At.UTC(), Schema: c.Schema, Changes: make([]storedChange, 0, len(c.Changes))}
 		for _, ch := range c.Changes {
 			k := encodeKey(ch.Relationship.Key)
 			v := valueOf(ch.Relationship)
-			record.Changes = append(record.Changes, storedChange{Op: ch.Op, Key: string(k), Val: v})
 			switch ch.Op {
 			case OpTouch:
 				b, err := json.Marshal(v)
@@ -215,7 +146,6 @@ func (s *BoltStore) Commit(c Commit) error {
 		}
 		records := btx.Bucket(bucketRecords)
 		for _, rc := range c.Records {
-			record.Records = append(record.Records, storedRecord{Kind: rc.Key.Kind, ID: rc.Key.ID, Data: rc.Data})
 			var err error
 			if rc.Data == nil {
 				err = records.Delete(recordKey(rc.Key))
@@ -231,7 +161,7 @@ func (s *BoltStore) Commit(c Commit) error {
 				return err
 			}
 		}
-		b, err := json.Marshal(record)
+		b, err := MarshalCommit(c)
 		if err != nil {
 			return err
 		}
@@ -254,20 +184,9 @@ func (s *BoltStore) Changes(after Revision, fn func(Commit) error) error {
 	err := s.db.View(func(btx *bolt.Tx) error {
 		c := btx.Bucket(bucketChanges).Cursor()
 		for k, v := c.Seek(revisionKey(after + 1)); k != nil; k, v = c.Next() {
-			var record storedRevision
-			if err := json.Unmarshal(v, &record); err != nil {
-				return fmt.Errorf("change log record %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-			commit := Commit{Revision: Revision(binary.BigEndian.Uint64(k)), At: record.At, Schema: record.Schema}
-			for _, sr := range record.Records {
-				commit.Records = append(commit.Records, RecordChange{Key: RecordKey{Kind: sr.Kind, ID: sr.ID}, Data: sr.Data})
-			}
-			for _, sc := range record.Changes {
-				key, err := decodeKey([]byte(sc.Key))
-				if err != nil {
-					return err
-				}
-				commit.Changes = append(commit.Changes, Change{Op: sc.Op, Relationship: sc.Val.relationship(key)})
+			commit, err := UnmarshalCommit(Revision(binary.BigEndian.Uint64(k)), v)
+			if err != nil {
+				return err
 			}
 			commits = append(commits, commit)
 			if len(commits) == maxCommitsPerRead {

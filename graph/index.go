@@ -170,7 +170,13 @@ func (ix *index) apply(commit Commit) {
 	if commit.Schema != nil {
 		ix.schemas = append(ix.schemas, schemaVersion{rev: rev, text: *commit.Schema})
 	}
-	ix.revTimes = append(ix.revTimes, revisionTime{rev: rev, at: commit.At})
+	// Commits from other processes carry their clocks, which may lag this
+	// one; revisionBefore needs the times in ascending order.
+	at := commit.At
+	if n := len(ix.revTimes); n > 0 && at.Before(ix.revTimes[n-1].at) {
+		at = ix.revTimes[n-1].at
+	}
+	ix.revTimes = append(ix.revTimes, revisionTime{rev: rev, at: at})
 	ix.head = rev
 }
 
