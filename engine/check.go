@@ -35,6 +35,8 @@ type CheckRequest struct {
 	Context map[string]any
 	// Policy applies the server's rules about subjects; nil applies none.
 	Policy *Policy
+	// Explain asks CheckChain for the path that granted the permission.
+	Explain bool
 }
 
 // Check answers one permission question at the snapshot's revision.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/schema"
@@ -170,6 +171,7 @@ func checkChain(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckR
 		}
 	}
 	result := outYes
+	var whys []string
 	for _, principal := range chain.Principals {
 		if !req.Policy.allows(principal) {
 			out.LimitedBy = principal.String() + " is not active"
@@ -186,24 +188,40 @@ func checkChain(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckR
 			return out, nil
 		}
 		result = and(result, o)
+		if req.Explain && o.m == HasPermission {
+			whys = append(whys, principal.String()+": "+w.explain(req.Resource, req.Permission))
+		}
 	}
 	out.Result = result.result()
+	out.Why = strings.Join(whys, "; ")
 	return out, nil
 }
 
 // CheckChain answers a check whose subject is a delegation and returns the
 // chain of custody with it. For any other subject it answers as Check,
-// with a nil Chain.
+// with a nil Chain. With req.Explain set, Why holds the granting path.
 func CheckChain(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckRequest) (ChainResult, error) {
 	chain, err := req.Policy.resolveChain(req.Subject)
 	if err != nil {
 		return ChainResult{}, err
 	}
-	if chain == nil {
-		res, err := Check(s, snap, limits, req)
-		return ChainResult{Result: res}, err
+	if chain != nil {
+		return checkChain(s, snap, limits, req, chain)
 	}
-	return checkChain(s, snap, limits, req, chain)
+	if !req.Policy.allows(req.Subject) {
+		return ChainResult{LimitedBy: req.Subject.String() + " is not active"}, nil
+	}
+	w := newWalker(s, snap, limits, req.Subject, req.Context)
+	w.trusted = req.Policy.trusted(req.Subject)
+	o, err := w.check(req.Resource, req.Permission, 0)
+	if err != nil {
+		return ChainResult{}, err
+	}
+	out := ChainResult{Result: o.result()}
+	if req.Explain && o.m == HasPermission {
+		out.Why = w.explain(req.Resource, req.Permission)
+	}
+	return out, nil
 }
 
 // outcomeOf turns a final result back into an outcome.

@@ -54,6 +54,7 @@ func (s *Server) check(v view, in checkInput) (engine.ChainResult, error) {
 		Subject:    in.subject,
 		Context:    in.context,
 		Policy:     s.policy(v),
+		Explain:    s.cfg.Audit != nil,
 	})
 }
 
