@@ -6,6 +6,7 @@ package review
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mandate-iam/mandate/audit"
@@ -81,12 +82,10 @@ func Rights(snap graph.Snapshot, t Target, now time.Time) ([]*Right, error) {
 }
 
 // CountUses fills each right's uses from the granted decisions of the log
-// since the given time. A relationship counts as used when a member of
-// the target was granted any permission on its resource; a delegation,
-// when a decision was granted through it.
-// NOTE: a relationship is matched by resource, not by the path that
-// granted the decision, so a resource reachable by two of the target's
-// relationships marks both as used.
+// since the given time. A relationship counts as used when it is on the
+// recorded path that granted a decision; for a record without a path, when
+// a member of the target was granted any permission on its resource. A
+// delegation counts as used when a decision was granted through it.
 func CountUses(l *audit.Log, snap graph.Snapshot, t Target, rights []*Right, since time.Time) error {
 	members := map[string]bool{}
 	if t.Agent != "" {
@@ -96,10 +95,12 @@ func CountUses(l *audit.Log, snap graph.Snapshot, t Target, rights []*Right, sin
 			members[r.Subject.String()] = true
 		}
 	}
+	byID := map[string]*Right{}
 	byResource := map[string][]*Right{}
 	byDelegation := map[string]*Right{}
 	for _, r := range rights {
 		if r.rel != nil {
+			byID[r.ID] = r
 			res := r.rel.ResourceType + ":" + r.rel.ResourceID
 			byResource[res] = append(byResource[res], r)
 		} else {
@@ -116,9 +117,14 @@ func CountUses(l *audit.Log, snap graph.Snapshot, t Target, rights []*Right, sin
 		if rec.Result != "has_permission" {
 			return true
 		}
-		if rec.Delegation != "" {
-			if r := byDelegation[rec.Delegation]; r != nil {
-				mark(r, rec.Time)
+		if r := byDelegation[rec.Delegation]; r != nil {
+			mark(r, rec.Time)
+		}
+		if rec.Why != "" {
+			for _, step := range pathSteps(rec.Why) {
+				if r := byID[step]; r != nil {
+					mark(r, rec.Time)
+				}
 			}
 			return true
 		}
@@ -129,6 +135,27 @@ func CountUses(l *audit.Log, snap graph.Snapshot, t Target, rights []*Right, sin
 		}
 		return true
 	})
+}
+
+// pathSteps splits a recorded path into relationship keys, dropping the
+// principal prefixes of delegated paths and the caveat and expiration
+// suffixes.
+func pathSteps(why string) []string {
+	var out []string
+	for _, part := range strings.Split(why, "; ") {
+		if _, rest, ok := strings.Cut(part, ": "); ok && !strings.Contains(part[:len(part)-len(rest)], "#") {
+			part = rest
+		}
+		for _, branch := range strings.Split(part, " & ") {
+			for _, step := range strings.Split(branch, " -> ") {
+				if i := strings.IndexByte(step, '['); i >= 0 {
+					step = step[:i]
+				}
+				out = append(out, step)
+			}
+		}
+	}
+	return out
 }
 
 // Revoke removes the rights with the given ids in tx: relationships are
