@@ -17,6 +17,8 @@
 #   MANDATE_PORT            Mandate's gRPC port [50151]
 #   SPICEDB_PORT            SpiceDB's gRPC port [50152]
 #   MANDATE_DATA_PARENT     folder for Mandate's embedded store [a new temp dir]
+#   MANDATE_SERVE_ARGS      more `mandate serve` flags, split on spaces, such
+#                           as --audit=false []
 #   SPICEDB_VERSION         SpiceDB release to install and run [v1.56.2]
 #   OUT_DIR                 folder for the JSON reports and logs [a new temp dir]
 #
@@ -43,6 +45,7 @@ out_dir="${OUT_DIR:-$(mktemp -d -t mandate-compare.XXXXXX)}"
 data_parent="${MANDATE_DATA_PARENT:-$(mktemp -d -t mandate-data.XXXXXX)}"
 key="compare-$$-${RANDOM}"
 read -r -a extra_args <<<"${LOADTEST_ARGS:-}"
+read -r -a mandate_serve_args <<<"${MANDATE_SERVE_ARGS:-}"
 
 mkdir -p "$out_dir"
 echo "compare.sh: writing reports and logs to $out_dir" >&2
@@ -133,11 +136,11 @@ measure() {
 # otherwise install its Agent IAM schema, whose core definitions the
 # scenario's schema may not replace.
 mandate_args=(--grpc-addr "127.0.0.1:$mandate_port" --grpc-preshared-key "$key"
-	--data-dir "$data_parent/mandate" --log-level warn)
+	--data-dir "$data_parent/mandate" --log-level warn "${mandate_serve_args[@]}")
 if "$mandate" serve --help | grep -q -- '--default-schema'; then
 	mandate_args+=(--default-schema=false)
 fi
-echo "compare.sh: starting Mandate on 127.0.0.1:$mandate_port" >&2
+echo "== mandate serve ${mandate_args[*]/$key/KEY}"
 "$mandate" serve "${mandate_args[@]}" >"$out_dir/mandate-server.log" 2>&1 &
 server_pid=$!
 measure mandate "$mandate_port"
