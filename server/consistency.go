@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/schema"
@@ -16,36 +19,72 @@ type view struct {
 	schema *schema.Schema
 }
 
-// viewFor picks the revision that the consistency requirement asks for.
-// The embedded graph applies every write before acknowledging it, so the
-// head is always the newest revision: minimize_latency, fully_consistent
-// and at_least_as_fresh all read it.
+// viewFor picks the revision that the consistency requirement selects:
+//
+//   - minimize_latency (or none): the newest revision this process has
+//     applied;
+//   - at_least_as_fresh: that head, once this process has applied the
+//     token's revision, which another server of a shared datastore may have
+//     written;
+//   - at_exact_snapshot: the token's revision, once applied;
+//   - fully_consistent: the head after catching up with the datastore's
+//     head, so every write acknowledged before the request is visible.
+//
+// On the embedded datastore every write is applied before it is
+// acknowledged, so the waits and the catch-up return at once.
 func (s *Server) viewFor(ctx context.Context, c *v1.Consistency) (view, error) {
 	now := s.cfg.Clock()
-	snap := s.graph.HeadSnapshot(now)
+	var snap graph.Snapshot
 	switch req := c.GetRequirement().(type) {
 	case *v1.Consistency_AtLeastAsFresh:
 		rev, err := decodeToken(req.AtLeastAsFresh)
 		if err != nil {
 			return view{}, err
 		}
-		if rev > snap.Revision {
-			return view{}, failedPrecondition("zedtoken revision %d is newer than the head revision %d: the token was not issued by this datastore", rev, snap.Revision)
+		if err := s.graph.WaitForRevision(ctx, rev); err != nil {
+			return view{}, freshnessError(rev, err)
 		}
+		snap = s.graph.HeadSnapshot(now)
 	case *v1.Consistency_AtExactSnapshot:
 		rev, err := decodeToken(req.AtExactSnapshot)
 		if err != nil {
 			return view{}, err
 		}
+		if err := s.graph.WaitForRevision(ctx, rev); err != nil {
+			return view{}, freshnessError(rev, err)
+		}
 		if snap, err = s.graph.Snapshot(rev, now); err != nil {
 			return view{}, err
 		}
+	case *v1.Consistency_FullyConsistent:
+		if _, err := s.graph.CatchUp(ctx); err != nil {
+			return view{}, freshnessError(0, err)
+		}
+		snap = s.graph.HeadSnapshot(now)
+	default:
+		snap = s.graph.HeadSnapshot(now)
 	}
 	sch, err := s.schemas.get(ctx, snap.SchemaText)
 	if err != nil {
 		return view{}, err
 	}
 	return view{snap: snap, schema: sch}, nil
+}
+
+// freshnessError maps a failed wait for a ZedToken's revision (rev, or 0
+// for the datastore head) to a gRPC status. A token newer than the
+// datastore's head was not issued by this datastore, which retrying cannot
+// fix. A wait that ran out of time may succeed later.
+func freshnessError(rev graph.Revision, err error) error {
+	switch {
+	case errors.Is(err, graph.ErrRevisionUnavailable):
+		return failedPrecondition("invalid zedtoken: %v; the token was not issued by this datastore", err)
+	case errors.Is(err, graph.ErrNotCaughtUp) && rev > 0:
+		return status.Errorf(codes.Unavailable, "zedtoken revision %d is not yet applied on this server; retry the request: %v", rev, err)
+	case errors.Is(err, graph.ErrNotCaughtUp):
+		return status.Errorf(codes.Unavailable, "could not read the datastore head for a fully consistent request; retry the request: %v", err)
+	}
+	return err
 }
 
 // schemaCache keeps the compiled form of the schema texts in use, so a

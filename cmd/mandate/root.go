@@ -18,6 +18,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand())
+	root.AddCommand(newMigrateCommand())
 	root.AddCommand(newAgentCommand())
 	root.AddCommand(newCheckCommand())
 	root.AddCommand(newRelationshipCommand())

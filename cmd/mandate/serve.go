@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,6 +23,9 @@ type serveOptions struct {
 	presharedKey   string
 	insecureNoAuth bool
 	dataDir        string
+	datastore      datastoreOptions
+	retention      time.Duration
+	freshness      time.Duration
 	maxDepth       int
 	defaultSchema  bool
 	audit          bool
@@ -36,10 +40,13 @@ func newServeCommand() *cobra.Command {
 	var o serveOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve the SpiceDB v1 gRPC API on the embedded store",
+		Short: "Serve the SpiceDB v1 gRPC API",
 		Long: `Serve the SpiceDB v1 gRPC API (schema and permissions services, gRPC
-health and reflection) from Mandate's engine, storing relationships in an
-embedded, crash-safe database under --data-dir.
+health and reflection) from Mandate's engine. By default relationships are
+stored in an embedded, crash-safe database under --data-dir. With
+--datastore postgres or cockroachdb, several servers share one database:
+run 'mandate migrate' on it first, and start each server with the same
+--datastore-uri.
 
 Every flag can also be set with an environment variable: --grpc-addr is
 MANDATE_GRPC_ADDR, --grpc-preshared-key is MANDATE_GRPC_PRESHARED_KEY.`,
@@ -55,7 +62,12 @@ MANDATE_GRPC_ADDR, --grpc-preshared-key is MANDATE_GRPC_PRESHARED_KEY.`,
 	f.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:50051", "address the gRPC server listens on")
 	f.StringVar(&o.presharedKey, "grpc-preshared-key", "", "bearer token that callers must send (required unless --insecure-no-auth)")
 	f.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "serve every call without authentication; for local development only")
-	f.StringVar(&o.dataDir, "data-dir", "./mandate-data", "directory of the embedded store, created on first start")
+	f.StringVar(&o.dataDir, "data-dir", "./mandate-data", "directory of the embedded store and the audit log, created on first start")
+	o.datastore.bindServe(f)
+	f.DurationVar(&o.retention, "revision-retention", 24*time.Hour,
+		"how long old revisions stay readable with at_exact_snapshot; a shared datastore's change log is trimmed after the same time")
+	f.DurationVar(&o.freshness, "freshness-timeout", 5*time.Second,
+		"how long an at_least_as_fresh, at_exact_snapshot or fully_consistent request waits for this server to apply the requested revision from a shared datastore")
 	f.IntVar(&o.maxDepth, "max-depth", 50, "deepest chain of relations one check may follow")
 	f.BoolVar(&o.defaultSchema, "default-schema", true, "install the Agent IAM schema when the store has no schema")
 	f.StringVar(&o.tokenAudience, "token-audience", "mandate", "audience that agent tokens must name")
@@ -78,28 +90,44 @@ func runServe(parent context.Context, o serveOptions) error {
 	if o.maxDepth <= 0 {
 		return fmt.Errorf("invalid --max-depth %d: must be at least 1", o.maxDepth)
 	}
+	if o.retention <= 0 {
+		return fmt.Errorf("invalid --revision-retention %s: must be positive", o.retention)
+	}
+	if o.freshness <= 0 {
+		return fmt.Errorf("invalid --freshness-timeout %s: must be positive", o.freshness)
+	}
 	if parent == nil {
 		parent = context.Background()
 	}
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	store, err := graph.OpenBolt(o.dataDir)
+	store, err := o.datastore.openStore(ctx, o.dataDir, log)
 	if err != nil {
 		return err
 	}
-	g, err := graph.Open(store, graph.Options{})
+	g, err := graph.Open(store, graph.Options{
+		RetentionWindow:  o.retention,
+		FreshnessTimeout: o.freshness,
+		Logger:           log,
+	})
 	if err != nil {
 		store.Close()
 		return err
 	}
 	defer func() {
 		if err := g.Close(); err != nil {
-			log.Error().Err(err).Msg("close embedded store")
+			log.Error().Err(err).Str("datastore", o.datastore.kind).Msg("close datastore")
 		}
 	}()
-	log.Info().Str("datastore", "embedded").Str("data_dir", o.dataDir).
-		Uint64("head_revision", uint64(g.Head())).Msg("configured datastore")
+	storeLog := log.Info().Str("datastore", o.datastore.kind).Uint64("head_revision", uint64(g.Head())).
+		Dur("revision_retention", o.retention)
+	if o.datastore.kind == datastoreEmbedded {
+		storeLog = storeLog.Str("data_dir", o.dataDir)
+	} else {
+		storeLog = storeLog.Dur("freshness_timeout", o.freshness)
+	}
+	storeLog.Msg("configured datastore")
 
 	if o.defaultSchema {
 		installed, err := server.InstallDefaultSchema(ctx, g)
