@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,13 +141,29 @@ func BenchmarkDelegationCheck(b *testing.B) {
 				b.Fatalf("check dataset:revenue read %s = %v, %v; want has_permission", c.subject, res.Membership, err)
 			}
 			b.ReportAllocs()
+			cpuBefore := processCPUTime(b)
 			for b.Loop() {
 				if _, err := f.check(benchRevenue, c.subject); err != nil {
 					b.Fatalf("check dataset:revenue read %s: %v", c.subject, err)
 				}
 			}
+			cpu := processCPUTime(b) - cpuBefore
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
+}
+
+// processCPUTime returns the user and system CPU time of the whole
+// process. Reported per op next to ns/op, it is less sensitive than wall
+// time to other processes competing for the CPUs, but it includes the
+// garbage collector's background work.
+func processCPUTime(b *testing.B) time.Duration {
+	b.Helper()
+	var usage syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &usage); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
 }
 
 // TestDelegationCheckScenarios runs each benchmarked check once, so that a
