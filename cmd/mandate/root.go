@@ -24,6 +24,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newRelationshipCommand())
 	root.AddCommand(newDelegationCommand())
 	root.AddCommand(newLoadtestCommand())
+	root.AddCommand(newValidateCommand())
 	return root
 }
 
