@@ -43,7 +43,7 @@ func mustSign(t *testing.T, key ed25519.PrivateKey, id string, at time.Time, ttl
 	return token
 }
 
-// The replay cache forgets a token id only after the token has expired,
+// The replay cache drops a token id only after the token has expired,
 // so a token replayed after its id was pruned is still rejected.
 func TestVerifierPrunesOnlyExpiredIDs(t *testing.T) {
 	now := tokenTestNow

@@ -49,8 +49,8 @@ func TestAgentAsksAboutAnotherAgent(t *testing.T) {
 		requireStatus(t, err, codes.PermissionDenied, `agent "bot" may only ask about itself`, subject)
 	}
 
-	// In a bulk check only the item about another agent fails; the item
-	// about the caller itself is answered.
+	// In a bulk check only the item about another agent fails, and the
+	// item about the caller itself gets a result.
 	resp, err := bot.v1.CheckBulkPermissions(testContext(t), &v1.CheckBulkPermissionsRequest{
 		Consistency: fullyConsistent(),
 		Items: []*v1.CheckBulkPermissionsRequestItem{

@@ -76,7 +76,7 @@ func startAgentServer(t *testing.T, start time.Time) *agentServer {
 }
 
 // startAgentServerWith is startAgentServer for a server that accepts agent
-// tokens addressed to audience; "" means the default audience.
+// tokens addressed to audience. An empty audience means the default.
 func startAgentServerWith(t *testing.T, start time.Time, audience string) *agentServer {
 	t.Helper()
 	clock := &fakeClock{now: start}
@@ -160,7 +160,7 @@ func newAgentKey(t *testing.T) (ed25519.PublicKey, ed25519.PrivateKey) {
 }
 
 // createAgent registers an agent with a fresh key pair. req.PublicKey is
-// filled in; the other fields are sent as given.
+// filled in, and the other fields are sent as given.
 func (as *agentServer) createAgent(t *testing.T, req *mandatev1.CreateAgentRequest) *testAgent {
 	t.Helper()
 	pub, priv := newAgentKey(t)
@@ -272,8 +272,8 @@ func (as *agentServer) readEverything(t *testing.T) []string {
 	return out
 }
 
-// checkAs asks one question through client and returns the permissionship;
-// caveatContext may be nil.
+// checkAs sends one CheckPermission request through client and returns
+// the permissionship. caveatContext may be nil.
 func checkAs(t *testing.T, client *authzed.Client, resource, permission, subject string, caveatContext map[string]any) (v1.CheckPermissionResponse_Permissionship, error) {
 	t.Helper()
 	req := &v1.CheckPermissionRequest{

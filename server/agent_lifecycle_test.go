@@ -12,8 +12,8 @@ import (
 	mandatev1 "github.com/mandate-iam/mandate/api/mandate/v1"
 )
 
-// lifecycleChecks are the questions about agent:bot in the lifecycle
-// fixture, with the answers while bot is active. Each reaches bot another
+// lifecycleChecks are the checks of agent:bot in the lifecycle fixture,
+// with the results while bot is active. Each reaches bot another
 // way: through its department, directly, through its role and a folder,
 // and through a caveat that holds on the fixture's clock.
 var lifecycleChecks = []struct {
@@ -50,9 +50,9 @@ func startLifecycleFixture(t *testing.T) (*agentServer, *testAgent) {
 	return as, bot
 }
 
-// requireLifecycleChecks asks every lifecycle question about agent:bot
+// requireLifecycleChecks sends every lifecycle check about agent:bot
 // through client, one call each and in one bulk call, and fails unless
-// each answer is want(active answer).
+// each result is want(result while active).
 func requireLifecycleChecks(t *testing.T, client *authzed.Client, want func(active v1.CheckPermissionResponse_Permissionship) v1.CheckPermissionResponse_Permissionship) {
 	t.Helper()
 	bulk := &v1.CheckBulkPermissionsRequest{Consistency: fullyConsistent()}
@@ -138,8 +138,8 @@ func TestAgentSuspendAndReactivate(t *testing.T) {
 		t.Errorf("SuspendAgent returned state %s, want %s", got, want)
 	}
 
-	// The suspended agent still authenticates, and every answer about it
-	// is a denial from the next call on, to itself and to the admin.
+	// The suspended agent still authenticates, and from the next call on
+	// every check about it is denied, to itself and to the admin.
 	requireLifecycleChecks(t, bot.v1, denied)
 	requireLifecycleChecks(t, as.admin, denied)
 	requireLookups(t, as, bot, []string{}, []string{"peer"}, []string{})

@@ -97,8 +97,8 @@ func tokenCalls(as *agentServer, t *testing.T, agentID string) []struct {
 	}
 }
 
-// withAuthorization adds an authorization header to ctx; an empty value
-// adds none.
+// withAuthorization adds an authorization header to ctx, unless value is
+// empty.
 func withAuthorization(ctx context.Context, value string) context.Context {
 	if value == "" {
 		return ctx
@@ -123,7 +123,8 @@ func TestAgentTokenRejected(t *testing.T) {
 	bearer := func(token string) string { return "Bearer " + token }
 	tests := []struct {
 		name string
-		// header returns the authorization header value; "" sends none.
+		// header returns the authorization header value. An empty value
+		// sends no header.
 		header    func() string
 		fragments []string
 	}{
@@ -333,7 +334,7 @@ func TestAgentTokenReplayed(t *testing.T) {
 	requireStatus(t, calls[0].call(ctx), codes.Unauthenticated, "already used")
 }
 
-// Concurrent calls with one token race for it; exactly one may win.
+// Concurrent calls with one token race for it, and exactly one may win.
 func TestAgentTokenReplayedConcurrently(t *testing.T) {
 	t.Parallel()
 	as := startAgentServer(t, wednesdayMorning)

@@ -39,6 +39,7 @@ func startAgentCLIServer(t *testing.T) string {
 		g.Close()
 		t.Fatalf("install default schema: %v", err)
 	}
+
 	srv, err := server.New(server.Config{Graph: g, PresharedKey: cliPresharedKey, Logger: zerolog.Nop()})
 	if err != nil {
 		g.Close()
@@ -49,6 +50,7 @@ func startAgentCLIServer(t *testing.T) string {
 		g.Close()
 		t.Fatalf("listen: %v", err)
 	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, lis) }()
