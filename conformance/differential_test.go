@@ -15,11 +15,8 @@ import (
 	core "github.com/authzed/spicedb/pkg/proto/core/v1"
 	devinterface "github.com/authzed/spicedb/pkg/proto/developer/v1"
 	"github.com/authzed/spicedb/pkg/tuple"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/mandate-iam/mandate/engine"
 	"github.com/mandate-iam/mandate/engine/checkscript"
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/schema"
@@ -31,11 +28,6 @@ var (
 	differentialFirstSeed = flag.Uint64("differential.seed", 1,
 		"first seed of TestDifferentialCheck; rerun one failing seed with -differential.seed=N -differential.seeds=1")
 )
-
-// spicedbCheckTimeout bounds one check on SpiceDB's development server,
-// so that a generator change that brings back cycles fails the test
-// instead of hanging it.
-const spicedbCheckTimeout = 20 * time.Second
 
 // maxMismatchesPerSeed bounds the mismatches reported for one random
 // schema, because one engine bug usually shows up in many checks.
@@ -54,63 +46,19 @@ func TestDifferentialCheck(t *testing.T) {
 	if testing.Short() {
 		seeds = min(seeds, 15)
 	}
-	var total differentialStats
+	total := newDifferentialStats()
 	for seed := *differentialFirstSeed; seed < *differentialFirstSeed+uint64(seeds); seed++ {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 			stats := runDifferentialSeed(t, seed)
 			total.add(stats)
 		})
 	}
-	t.Logf("compared %d checks on %d schemas: %d has, %d conditional, %d no permission, %d failed in both",
-		total.checks, seeds-total.rejectedSchemas,
-		total.byPermissionship[v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION],
-		total.byPermissionship[v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION],
-		total.byPermissionship[v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION],
-		total.errors)
-	t.Logf("%d schemas rejected by both; %d checks skipped on SpiceDB's max depth error",
-		total.rejectedSchemas, total.maxDepthSkipped)
-	t.Logf("not counted as mismatches: %d checks explained by SpiceDB dropping caveats or expiration, %d where only SpiceDB fails on a caveat context value",
-		total.droppedTraits, total.caveatErrorOrder)
-}
-
-type differentialStats struct {
-	checks          int
-	maxDepthSkipped int
-	rejectedSchemas int
-	// errors counts checks that both fail, such as a context value of the
-	// wrong type for a caveat.
-	errors int
-	// caveatErrorOrder counts checks where SpiceDB fails on a context
-	// value of the wrong type and Mandate returns a result that does not
-	// depend on that caveat. SpiceDB evaluates all caveats of a check as
-	// one expression, left to right with short-circuit, and the order of
-	// the branches of a union or intersection is the order in which its
-	// concurrent dispatches finish. Mandate fails only when the result
-	// depends on the caveat that could not be evaluated.
-	caveatErrorOrder int
-	// droppedTraits counts differing checks that spicedbDropsTraits
-	// explains.
-	droppedTraits    int
-	byPermissionship map[v1.CheckPermissionResponse_Permissionship]int
-}
-
-func (s *differentialStats) add(other differentialStats) {
-	s.checks += other.checks
-	s.maxDepthSkipped += other.maxDepthSkipped
-	s.rejectedSchemas += other.rejectedSchemas
-	s.errors += other.errors
-	s.droppedTraits += other.droppedTraits
-	s.caveatErrorOrder += other.caveatErrorOrder
-	if s.byPermissionship == nil {
-		s.byPermissionship = make(map[v1.CheckPermissionResponse_Permissionship]int)
-	}
-	for k, n := range other.byPermissionship {
-		s.byPermissionship[k] += n
-	}
+	t.Logf("%d random schemas, %d rejected by both SpiceDB and Mandate", seeds, total.rejectedSchemas)
+	logStats(t, total)
 }
 
 func runDifferentialSeed(t *testing.T, seed uint64) differentialStats {
-	stats := differentialStats{byPermissionship: make(map[v1.CheckPermissionResponse_Permissionship]int)}
+	stats := newDifferentialStats()
 	g := newScenarioGenerator(seed)
 	sc := g.scenario()
 	ctx := context.Background()
@@ -145,57 +93,17 @@ func runDifferentialSeed(t *testing.T, seed uint64) differentialStats {
 		t.Fatalf("start SpiceDB in-memory v1 service: %v", err)
 	}
 	defer stop()
-	spicedbClient := v1.NewPermissionsServiceClient(conn)
 
-	snap := mandateSnapshot(t, sc)
+	cmp := checkComparer{
+		schema: compiled,
+		snap:   mandateSnapshot(t, sc),
+		client: v1.NewPermissionsServiceClient(conn),
+		stats:  &stats,
+	}
 	mismatches := 0
 	for _, c := range sc.checks {
-		caveatContext := c.contextStruct(t)
-		checkCtx, cancel := context.WithTimeout(ctx, spicedbCheckTimeout)
-		expected, err := spicedbClient.CheckPermission(checkCtx, &v1.CheckPermissionRequest{
-			Consistency: &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}},
-			Resource:    &v1.ObjectReference{ObjectType: c.resource.Type, ObjectId: c.resource.ID},
-			Permission:  c.permission,
-			Subject: &v1.SubjectReference{
-				Object:           &v1.ObjectReference{ObjectType: c.subject.Type, ObjectId: c.subject.ID},
-				OptionalRelation: c.subject.Relation,
-			},
-			Context: caveatContext,
-		})
-		cancel()
-		if err != nil && strings.Contains(status.Convert(err).Message(), "max depth exceeded") {
-			stats.maxDepthSkipped++
-			continue
-		}
-		got, gotErr := engine.Check(compiled, snap, engine.Limits{}, engine.CheckRequest{
-			Resource:   c.resource,
-			Permission: c.permission,
-			Subject:    c.subject,
-			Context:    caveatContext.AsMap(),
-		})
-		stats.checks++
-		switch {
-		case err != nil && gotErr != nil:
-			stats.errors++
-		case err != nil && isCaveatParameterError(err) && got.Membership != engine.ConditionalPermission:
-			stats.caveatErrorOrder++
-		case err != nil:
-			t.Errorf("check %s: Mandate returns %v, SpiceDB fails with %v", c, got.Membership, err)
+		if !cmp.compare(ctx, t, c) {
 			mismatches++
-		case gotErr != nil:
-			t.Errorf("check %s: Mandate fails with %v, SpiceDB returns %v", c, gotErr, expected.GetPermissionship())
-			mismatches++
-		default:
-			stats.byPermissionship[expected.GetPermissionship()]++
-			diff := compareResults(expected, got)
-			if diff != "" && spicedbDropsTraits(compiled, c.subject) {
-				stats.droppedTraits++
-				continue
-			}
-			if diff != "" {
-				t.Errorf("check %s: %s", c, diff)
-				mismatches++
-			}
 		}
 		if mismatches >= maxMismatchesPerSeed {
 			break
@@ -208,62 +116,6 @@ func runDifferentialSeed(t *testing.T, seed uint64) differentialStats {
 	return stats
 }
 
-// spicedbDropsTraits reports whether SpiceDB v1.56.2, on its memdb
-// datastore, misreads a direct relationship of some relation for a check
-// of subject, so that a differing result is SpiceDB's and not Mandate's.
-//
-// SpiceDB's checkDirect (internal/graph/check.go) decides whether the
-// relationships that match the subject or its wildcard can carry a caveat
-// or an expiration by counting the relation's allowed types of the
-// subject's object type that have none. That count includes allowed types
-// with another subject relation, such as group#member beside
-// "group with flag", so it can conclude that no matching relationship has
-// a caveat. It then reads with caveats skipped, and memdb leaves out every
-// caveated relationship. With expiration skipped, memdb keeps expired
-// relationships. The check's subject is the same at every step of the
-// walk, so the condition depends only on the schema and the subject.
-func spicedbDropsTraits(s *schema.Schema, subject graph.SubjectRef) bool {
-	for _, def := range s.Definitions {
-		for _, rel := range def.Relations {
-			matching, withoutCaveat, withoutExpiration := 0, 0, 0
-			matchingCaveat, matchingExpiration := false, false
-			for _, a := range rel.Allowed {
-				if a.Type != subject.Type {
-					continue
-				}
-				if a.Caveat == "" {
-					withoutCaveat++
-				}
-				if !a.Expiration {
-					withoutExpiration++
-				}
-				if a.Wildcard || a.Relation == subject.Relation {
-					matching++
-					matchingCaveat = matchingCaveat || a.Caveat != ""
-					matchingExpiration = matchingExpiration || a.Expiration
-				}
-			}
-			if matching == 0 {
-				continue
-			}
-			if matchingCaveat && withoutCaveat == matching {
-				return true
-			}
-			if matchingExpiration && withoutExpiration == matching {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// isCaveatParameterError reports whether a SpiceDB error is about a caveat
-// context value of the wrong type.
-func isCaveatParameterError(err error) bool {
-	st := status.Convert(err)
-	return st.Code() == codes.InvalidArgument && strings.Contains(st.Message(), "type error for parameters for caveat")
-}
-
 // schemaRejected reports whether SpiceDB's errors are about the schema
 // rather than the relationships.
 func schemaRejected(errs *devinterface.DeveloperErrors) bool {
@@ -273,18 +125,6 @@ func schemaRejected(errs *devinterface.DeveloperErrors) bool {
 		}
 	}
 	return false
-}
-
-func compareResults(expected *v1.CheckPermissionResponse, got engine.Result) string {
-	gotPermissionship := permissionshipOf(got.Membership)
-	if gotPermissionship != expected.GetPermissionship() {
-		return fmt.Sprintf("Mandate returns %v, SpiceDB returns %v", gotPermissionship, expected.GetPermissionship())
-	}
-	expectedMissing := uniqueSorted(expected.GetPartialCaveatInfo().GetMissingRequiredContext())
-	if !slices.Equal(expectedMissing, got.MissingContext) {
-		return fmt.Sprintf("Mandate reports missing context %v, SpiceDB reports %v", got.MissingContext, expectedMissing)
-	}
-	return ""
 }
 
 func coreTuples(t *testing.T, rels []string) []*core.RelationTuple {
