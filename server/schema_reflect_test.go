@@ -348,6 +348,22 @@ func TestReflectSchemaWithoutSchema(t *testing.T) {
 	if mErr == nil && (len(m.GetDefinitions()) != 0 || len(m.GetCaveats()) != 0) {
 		t.Errorf("ReflectSchema without a schema = %v, want no definitions and no caveats", m)
 	}
+
+	computableReq := &v1.ComputablePermissionsRequest{DefinitionName: "user"}
+	mc, mErr := p.mandate.ComputablePermissions(ctx, computableReq)
+	sc, sErr := p.spicedb.ComputablePermissions(ctx, computableReq)
+	requireSameResult(t, "ComputablePermissions", mc, mErr, sc, sErr)
+	if status.Code(mErr) != codes.FailedPrecondition {
+		t.Errorf("ComputablePermissions without a schema: got %v, want FailedPrecondition", mErr)
+	}
+
+	dependentReq := &v1.DependentRelationsRequest{DefinitionName: "document", PermissionName: "view"}
+	md, mErr := p.mandate.DependentRelations(ctx, dependentReq)
+	sd, sErr := p.spicedb.DependentRelations(ctx, dependentReq)
+	requireSameResult(t, "DependentRelations", md, mErr, sd, sErr)
+	if status.Code(mErr) != codes.FailedPrecondition {
+		t.Errorf("DependentRelations without a schema: got %v, want FailedPrecondition", mErr)
+	}
 }
 
 // TestReflectSchemaAtExactSnapshot checks that reflection reads the schema
