@@ -80,7 +80,9 @@ type memoEntry struct {
 // met again while it is still being evaluated counts as no permission for
 // that path, which is the least fixed point of the recursive definition.
 // An outcome that depended on such a cut is not memoized, because the node
-// that was cut may still turn out to be a member.
+// that was cut may still turn out to be a member. A cycle through the
+// excluded side of an exclusion has no least fixed point, so the walker
+// fails it with ErrMaxDepth.
 type walker struct {
 	schema  *schema.Schema
 	snap    graph.Snapshot
@@ -267,6 +269,14 @@ func (w *walker) rewrite(resource graph.ObjectRef, rw *schema.Rewrite, depth int
 			o, c, err := w.rewrite(resource, child, depth)
 			if err != nil {
 				return outNo, cut, err
+			}
+			// A cut node counts as no permission. That is sound under
+			// union and intersection, but a subtracted cut lets the cycle
+			// decide its own result. SpiceDB v1.56 fails such a check with
+			// its max depth error, and so does Mandate.
+			if c <= depth && o.m != HasPermission {
+				return outNo, cut, fmt.Errorf("check %s:%s: %w: a cycle in the data passes through the excluded side of an exclusion",
+					resource.Type, resource.ID, ErrMaxDepth)
 			}
 			cut = min(cut, c)
 			result = andNot(result, o)
