@@ -45,13 +45,17 @@ func FuzzDecodeCursors(f *testing.F) {
 }
 
 const fuzzSchema = `
+use expiration
+
 definition user {}
-caveat only_on(day string) { day == "monday" }
+caveat only_on(day string) {
+	day == "monday"
+}
 definition group {
-	relation member: user | group#member | user:*
+	relation member: user | group#member
 }
 definition document {
-	relation viewer: user | group#member | user with only_on | user with expiration
+	relation viewer: user | group#member | user:* | user with only_on | user with expiration
 	permission view = viewer
 }`
 

@@ -23,6 +23,8 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newCheckCommand())
 	root.AddCommand(newRelationshipCommand())
 	root.AddCommand(newDelegationCommand())
+	root.AddCommand(newAuditCommand())
+	root.AddCommand(newReviewCommand())
 	root.AddCommand(newLoadtestCommand())
 	root.AddCommand(newValidateCommand())
 	return root
