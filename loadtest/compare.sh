@@ -42,7 +42,14 @@ mandate_port="${MANDATE_PORT:-50151}"
 spicedb_port="${SPICEDB_PORT:-50152}"
 spicedb_version="${SPICEDB_VERSION:-v1.56.2}"
 out_dir="${OUT_DIR:-$(mktemp -d -t mandate-compare.XXXXXX)}"
-data_parent="${MANDATE_DATA_PARENT:-$(mktemp -d -t mandate-data.XXXXXX)}"
+# The script deletes Mandate's store at exit only when it created the folder.
+if [[ -n "${MANDATE_DATA_PARENT:-}" ]]; then
+	data_parent="$MANDATE_DATA_PARENT"
+	created_data_parent=""
+else
+	data_parent="$(mktemp -d -t mandate-data.XXXXXX)"
+	created_data_parent="$data_parent"
+fi
 key="compare-$$-${RANDOM}"
 read -r -a extra_args <<<"${LOADTEST_ARGS:-}"
 read -r -a mandate_serve_args <<<"${MANDATE_SERVE_ARGS:-}"
@@ -68,7 +75,13 @@ stop_server() {
 		server_pid=""
 	fi
 }
-trap stop_server EXIT
+cleanup() {
+	stop_server
+	if [[ -n "$created_data_parent" ]]; then
+		rm -rf -- "$created_data_parent"
+	fi
+}
+trap cleanup EXIT
 
 # wait_for_port waits until something listens on 127.0.0.1:$1, or fails
 # after 60 seconds or when the server process has exited.
@@ -144,6 +157,7 @@ echo "== mandate serve ${mandate_args[*]/$key/KEY}"
 "$mandate" serve "${mandate_args[@]}" >"$out_dir/mandate-server.log" 2>&1 &
 server_pid=$!
 measure mandate "$mandate_port"
+mandate_disk="$(du -sh "$data_parent/mandate"/* | awk '{ printf "%s %s  ", $2, $1 }')"
 stop_server
 
 echo "compare.sh: starting SpiceDB $spicedb_version on 127.0.0.1:$spicedb_port" >&2
@@ -178,6 +192,7 @@ for name in mandate spicedb; do
 			name, empty / 1024, loaded / 1024, anon / 1024, (loaded - empty) / 1024 / (n / 1e6), peak / 1024 }'
 done
 echo
+echo "Mandate's data directory after its runs (du -sh): ${mandate_disk//$data_parent\/mandate\//}"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 echo "reports: $out_dir"
