@@ -105,11 +105,20 @@ func (f *fixture) benchmarkCheck(b *testing.B, req engine.CheckRequest, want eng
 
 	snap := f.graph.HeadSnapshot(time.Now())
 	b.ReportAllocs()
+	cpuBefore := processCPUTime(b)
 	for b.Loop() {
 		if _, err := engine.Check(f.schema, snap, engine.Limits{}, req); err != nil {
 			b.Fatalf("check %s: %v", describe(req), err)
 		}
 	}
+	reportCPUTime(b, cpuBefore)
+}
+
+// reportCPUTime reports the process's CPU time since cpuBefore, divided by
+// b.N, as cpu-ns/op.
+func reportCPUTime(b *testing.B, cpuBefore time.Duration) {
+	cpu := processCPUTime(b) - cpuBefore
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 
 // checkRequest builds a request from "type:id" strings.

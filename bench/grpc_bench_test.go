@@ -79,14 +79,17 @@ func BenchmarkCheckPermissionGRPC(b *testing.B) {
 
 	b.Run("sequential", func(b *testing.B) {
 		b.ReportAllocs()
+		cpuBefore := processCPUTime(b)
 		for b.Loop() {
 			if _, err := client.CheckPermission(ctx, req); err != nil {
 				b.Fatalf("check permission: %v", err)
 			}
 		}
+		reportCPUTime(b, cpuBefore)
 	})
 	b.Run("parallel", func(b *testing.B) {
 		b.ReportAllocs()
+		cpuBefore := processCPUTime(b)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if _, err := client.CheckPermission(ctx, req); err != nil {
@@ -95,5 +98,6 @@ func BenchmarkCheckPermissionGRPC(b *testing.B) {
 				}
 			}
 		})
+		reportCPUTime(b, cpuBefore)
 	})
 }
