@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mandate-iam/mandate/engine"
@@ -141,6 +142,21 @@ func Extend(p *engine.Policy, s *schema.Schema, snap graph.Snapshot, now time.Ti
 		return p
 	}
 	p.DelegationType = schema.DelegationType
-	p.ResolveDelegation = func(id string) (*engine.Chain, error) { return Resolve(snap, id, now) }
+	// Chains are resolved once per policy: a lookup through a delegation
+	// asks for the same chain for every candidate resource.
+	var mu sync.Mutex
+	chains := map[string]*engine.Chain{}
+	p.ResolveDelegation = func(id string) (*engine.Chain, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c, ok := chains[id]; ok {
+			return c, nil
+		}
+		c, err := Resolve(snap, id, now)
+		if err == nil {
+			chains[id] = c
+		}
+		return c, err
+	}
 	return p
 }

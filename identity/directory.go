@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/mandate-iam/mandate/engine"
@@ -79,12 +80,13 @@ func Policy(s *schema.Schema, snap graph.Snapshot, now time.Time) *engine.Policy
 	}
 	state := OperationalState(snap)
 	requestTime := now.UTC().Format(time.RFC3339Nano)
+	agents := &agentMemo{snap: snap, byID: map[string]agentLookup{}}
 	return &engine.Policy{
 		Allowed: func(subject graph.SubjectRef) bool {
 			if subject.Type != schema.AgentType {
 				return true
 			}
-			a, err := Get(snap, subject.ID)
+			a, err := agents.get(subject.ID)
 			if errors.Is(err, ErrNotFound) {
 				return true
 			}
@@ -103,7 +105,7 @@ func Policy(s *schema.Schema, snap graph.Snapshot, now time.Time) *engine.Policy
 			if subject.Type != schema.AgentType {
 				return ctx
 			}
-			a, err := Get(snap, subject.ID)
+			a, err := agents.get(subject.ID)
 			if err != nil {
 				return ctx
 			}
@@ -115,4 +117,28 @@ func Policy(s *schema.Schema, snap graph.Snapshot, now time.Time) *engine.Policy
 			return ctx
 		},
 	}
+}
+
+// agentMemo decodes each agent record at most once per policy, because a
+// check through a delegation asks about every principal several times.
+type agentMemo struct {
+	snap graph.Snapshot
+	mu   sync.Mutex
+	byID map[string]agentLookup
+}
+
+type agentLookup struct {
+	agent *Agent
+	err   error
+}
+
+func (m *agentMemo) get(id string) (*Agent, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, ok := m.byID[id]; ok {
+		return l.agent, l.err
+	}
+	a, err := Get(m.snap, id)
+	m.byID[id] = agentLookup{agent: a, err: err}
+	return a, err
 }
