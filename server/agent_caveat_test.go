@@ -216,7 +216,6 @@ func TestAgentCaveatContextNotForgeable(t *testing.T) {
 // client can name.
 func TestAgentCaveatAtOldRevision(t *testing.T) {
 	t.Parallel()
-	t.Skip(staleRevisionGap)
 	as, bot := startCaveatFixture(t)
 	old := as.touch(t, "system:archive#production_writer@agent:bot[business_hours_low_risk]")
 	atOld := &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: old}}

@@ -169,18 +169,10 @@ func TestAgentSuspendAndReactivate(t *testing.T) {
 	}
 }
 
-// staleRevisionGap is why the tests of old revisions are skipped.
-// TODO: Server.policy passes the request's snapshot to identity.Policy, so
-// a ZedToken from before a suspension, an incident or a risk change makes
-// the server read the old agent state and grant the old rights. Passing
-// s.graph.HeadSnapshot(v.snap.Now) there makes both tests pass.
-const staleRevisionGap = "agent state is read at the request's revision, not the newest one"
-
 // A ZedToken from before the suspension must not bring back a right: a
 // suspended agent is denied at every revision it can name.
 func TestAgentSuspendedAtOldRevision(t *testing.T) {
 	t.Parallel()
-	t.Skip(staleRevisionGap)
 	as, botAgent := startLifecycleFixture(t)
 	bot := as.connectAs(t, botAgent)
 	ctx := testContext(t)

@@ -25,9 +25,13 @@ type delegationService struct {
 }
 
 // policy returns the engine policy for a view: the identity gate and
-// trusted context, and delegation chains.
+// trusted context, and delegation chains. Agent states, the operational
+// state and delegations are read at the head even when the relationships
+// are read at an older revision, so a token from before a suspension,
+// an incident or a revocation cannot bring a right back.
 func (s *Server) policy(v view) *engine.Policy {
-	return delegation.Extend(identity.Policy(v.schema, v.snap, v.snap.Now), v.schema, v.snap, v.snap.Now)
+	head := s.graph.HeadSnapshot(v.snap.Now)
+	return delegation.Extend(identity.Policy(v.schema, head, v.snap.Now), v.schema, head, v.snap.Now)
 }
 
 func delegationStatus(err error) error {
