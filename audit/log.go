@@ -69,6 +69,7 @@ type Options struct {
 // then releases their callers, so the cost of an fsync is shared by all
 // records of a batch.
 type Log struct {
+	dir  string
 	db   *bolt.DB
 	key  ed25519.PrivateKey
 	opts Options
@@ -76,6 +77,18 @@ type Log struct {
 	requests chan *appendRequest
 	done     chan struct{}
 	wg       sync.WaitGroup
+
+	// closeMu orders queueing against Close: Append and AppendBatch hold
+	// it for reading while they queue requests, and Close holds it for
+	// writing while it marks the log closed, so no request is queued after
+	// the writer's final drain.
+	closeMu sync.RWMutex
+	closed  bool
+
+	// inconsistent is the mismatch that Open found between the stored
+	// leaves, records and latest signed tree head, or nil. Every append
+	// fails with it.
+	inconsistent error
 
 	// mu guards tree and head, which only the writer goroutine changes.
 	mu   sync.RWMutex
@@ -90,6 +103,12 @@ type appendRequest struct {
 
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("audit log is closed")
+
+// ErrInconsistent is returned by Append when the stored records, leaves
+// and tree heads do not fit together, which happens when the file was
+// changed outside Mandate. Appending would overwrite records or sign a
+// tree head over changed ones, so the log accepts no more records.
+var ErrInconsistent = errors.New("audit log is inconsistent with its signed tree heads")
 
 // Open opens or creates the log in dir, with the signing key in
 // dir/audit-signing.pem (created with mode 0600 on first use).
@@ -112,7 +131,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %q: %w", path, err)
 	}
-	l := &Log{db: db, key: key, opts: opts, requests: make(chan *appendRequest, 4096), done: make(chan struct{})}
+	l := &Log{dir: dir, db: db, key: key, opts: opts, requests: make(chan *appendRequest, 4096), done: make(chan struct{})}
 	if err := l.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -129,7 +148,11 @@ func (l *Log) load() error {
 				return err
 			}
 		}
-		err := tx.Bucket(bucketLeaves).ForEach(func(_, v []byte) error {
+		var gap error
+		err := tx.Bucket(bucketLeaves).ForEach(func(k, v []byte) error {
+			if gap == nil && (len(k) != 8 || binary.BigEndian.Uint64(k) != l.tree.size) {
+				gap = fmt.Errorf("leaf key %x is stored where leaf %d was expected", k, l.tree.size)
+			}
 			var h Hash
 			copy(h[:], v)
 			l.tree.append(h)
@@ -143,8 +166,35 @@ func (l *Log) load() error {
 				return fmt.Errorf("load audit tree head: %w", err)
 			}
 		}
+		lastRecord, _ := tx.Bucket(bucketRecords).Cursor().Last()
+		if problem := l.checkLoaded(gap, lastRecord); problem != "" {
+			l.inconsistent = fmt.Errorf("%w: %s; run mandate audit verify, and move the audit directory aside to start a new log",
+				ErrInconsistent, problem)
+		}
 		return nil
 	})
+}
+
+// checkLoaded compares the tree rebuilt from the stored leaves with the
+// latest signed tree head and the last record's key. It returns the first
+// mismatch, or "". It reads only keys and heads, so it cannot notice a
+// record edited in place; VerifyLog does.
+func (l *Log) checkLoaded(leafGap error, lastRecord []byte) string {
+	switch {
+	case leafGap != nil:
+		return leafGap.Error()
+	case l.tree.size == 0 && lastRecord == nil:
+		return ""
+	case lastRecord == nil || len(lastRecord) != 8 || binary.BigEndian.Uint64(lastRecord) != l.tree.size-1:
+		return fmt.Sprintf("the last record key is %x but there are %d leaves", lastRecord, l.tree.size)
+	case l.head.Size != l.tree.size:
+		return fmt.Sprintf("the latest tree head covers %d records but there are %d leaves", l.head.Size, l.tree.size)
+	case l.head.Root != l.tree.root():
+		return fmt.Sprintf("the root of the %d stored leaves is not the root of the latest tree head", l.tree.size)
+	case l.head.Verify(l.PublicKey()) != nil:
+		return fmt.Sprintf("the latest tree head, of size %d, has an invalid signature", l.head.Size)
+	}
+	return ""
 }
 
 // PublicKey returns the key that verifies the log's tree heads.
@@ -158,23 +208,14 @@ func (l *Log) Head() TreeHead {
 }
 
 // Append adds a record and returns once it is durable, with its sequence
-// number set.
+// number set. When ctx ends first, Append returns ctx.Err(), and the
+// record may still be written.
 func (l *Log) Append(ctx context.Context, rec *Record) error {
 	req := &appendRequest{rec: rec, err: make(chan error, 1)}
-	select {
-	case l.requests <- req:
-	case <-l.done:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-req.err:
+	if err := l.enqueue(ctx, req); err != nil {
 		return err
-	case <-l.done:
-		// The writer drains every queued request before it exits.
-		return <-req.err
 	}
+	return wait(ctx, req)
 }
 
 // AppendBatch adds several records and returns once all are durable.
@@ -183,26 +224,61 @@ func (l *Log) AppendBatch(ctx context.Context, recs []*Record) error {
 	reqs := make([]*appendRequest, len(recs))
 	for i, rec := range recs {
 		reqs[i] = &appendRequest{rec: rec, err: make(chan error, 1)}
-		select {
-		case l.requests <- reqs[i]:
-		case <-l.done:
-			return ErrClosed
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	}
+	if err := l.enqueue(ctx, reqs...); err != nil {
+		return err
 	}
 	var first error
 	for _, req := range reqs {
-		if err := <-req.err; err != nil && first == nil {
+		if err := wait(ctx, req); err != nil && first == nil {
 			first = err
 		}
 	}
 	return first
 }
 
-// Close stops the writer after it has written every queued record.
+// enqueue hands requests to the writer, which sends a result to each one
+// it receives, also during Close. When ctx ends midway, the requests already
+// queued are still written.
+func (l *Log) enqueue(ctx context.Context, reqs ...*appendRequest) error {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if l.inconsistent != nil {
+		return l.inconsistent
+	}
+	for _, req := range reqs {
+		select {
+		case l.requests <- req:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func wait(ctx context.Context, req *appendRequest) error {
+	select {
+	case err := <-req.err:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops the writer after it has written every queued record. A
+// second Close returns ErrClosed.
 func (l *Log) Close() error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return ErrClosed
+	}
+	l.closed = true
 	close(l.done)
+	l.closeMu.Unlock()
 	l.wg.Wait()
 	return l.db.Close()
 }
@@ -267,6 +343,9 @@ func (l *Log) commit(batch []*appendRequest) {
 			}
 			leaf := LeafHash(data)
 			key := binary.BigEndian.AppendUint64(nil, tree.size)
+			if records.Get(key) != nil || leaves.Get(key) != nil {
+				return fmt.Errorf("%w: record %d is already stored", ErrInconsistent, tree.size)
+			}
 			if err := records.Put(key, data); err != nil {
 				return err
 			}
