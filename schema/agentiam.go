@@ -3,6 +3,7 @@ package schema
 import (
 	_ "embed"
 	"fmt"
+	"sort"
 )
 
 // AgentIAM is the default schema that `mandate serve` installs on an empty
@@ -43,12 +44,24 @@ func (s *Schema) HasAgentTypes() bool { return s.Definition(AgentType) != nil }
 // relation that next lacks. It is called only when the current schema has
 // the agent types, so that operators extend them and never break them.
 func CheckAgentCore(next *Schema) error {
-	for defName, relations := range agentCore {
+	names := make([]string, 0, len(agentCore))
+	for name := range agentCore {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, defName := range names {
+		relations := agentCore[defName]
 		def := next.Definition(defName)
 		if def == nil {
 			return fmt.Errorf("definition %q is part of Mandate's agent schema and cannot be removed", defName)
 		}
-		for relName, subjectTypes := range relations {
+		relNames := make([]string, 0, len(relations))
+		for name := range relations {
+			relNames = append(relNames, name)
+		}
+		sort.Strings(relNames)
+		for _, relName := range relNames {
+			subjectTypes := relations[relName]
 			rel := def.Relations[relName]
 			if rel == nil {
 				return fmt.Errorf("%s#%s is part of Mandate's agent schema and cannot be removed", defName, relName)

@@ -44,6 +44,9 @@ func (ps *permissionsService) ImportBulkRelationships(stream grpc.ClientStreamin
 			if err := rejectCoreWrite(ctx, rel.ResourceType); err != nil {
 				return err
 			}
+			if err := rejectMirrorWrite(ctx, rel.ResourceType, rel.Relation, rel.Subject.Type); err != nil {
+				return err
+			}
 			if _, dup := seen[rel.Key]; dup {
 				return invalidArgument("import bulk relationships: relationship %s appears more than once", rel.Key)
 			}

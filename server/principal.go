@@ -169,3 +169,20 @@ func rejectCoreWrite(ctx context.Context, resourceType string) error {
 	}
 	return nil
 }
+
+// rejectMirrorWrite refuses an agent's write to the relationships that
+// mirror agent identities, department#member and role#assignee with an
+// agent subject, which only AgentService changes. Empty arguments, as in
+// a delete filter, match anything.
+func rejectMirrorWrite(ctx context.Context, resourceType, relation, subjectType string) error {
+	if principalFrom(ctx).Admin {
+		return nil
+	}
+	mirrored := map[string]string{schema.DepartmentType: "member", schema.RoleType: "assignee"}
+	rel, ok := mirrored[resourceType]
+	if !ok || (relation != "" && relation != rel) || (subjectType != "" && subjectType != schema.AgentType) {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied,
+		"%s#%s with an agent subject mirrors the agent's identity; change it with AgentService, not the v1 API", resourceType, rel)
+}

@@ -51,6 +51,9 @@ func (ps *permissionsService) WriteRelationships(ctx context.Context, req *v1.Wr
 		if err := rejectCoreWrite(ctx, rel.ResourceType); err != nil {
 			return nil, err
 		}
+		if err := rejectMirrorWrite(ctx, rel.ResourceType, rel.Relation, rel.Subject.Type); err != nil {
+			return nil, err
+		}
 		if u.GetOperation() == v1.RelationshipUpdate_OPERATION_UNSPECIFIED {
 			return nil, invalidArgument("write relationships: update of %s has no operation", rel.Key)
 		}
@@ -142,6 +145,13 @@ func (ps *permissionsService) DeleteRelationships(ctx context.Context, req *v1.D
 	}
 	filter := filterFromProto(req.GetRelationshipFilter())
 	if err := rejectCoreWrite(ctx, filter.ResourceType); err != nil {
+		return nil, err
+	}
+	subjectType := ""
+	if filter.Subject != nil {
+		subjectType = filter.Subject.Type
+	}
+	if err := rejectMirrorWrite(ctx, filter.ResourceType, filter.Relation, subjectType); err != nil {
 		return nil, err
 	}
 	var deleted int

@@ -51,6 +51,9 @@ func (o *clientOptions) dialOptions() ([]grpc.DialOption, error) {
 		}))
 	case o.presharedKey != "":
 		opts = append(opts, grpcutil.WithInsecureBearerToken(o.presharedKey))
+	case os.Getenv("MANDATE_GRPC_PRESHARED_KEY") != "":
+		// The variable mandate serve reads also works for its clients.
+		opts = append(opts, grpcutil.WithInsecureBearerToken(os.Getenv("MANDATE_GRPC_PRESHARED_KEY")))
 	default:
 		return nil, fmt.Errorf("no credentials: pass --preshared-key (or MANDATE_PRESHARED_KEY), or --agent with --agent-key-file")
 	}
