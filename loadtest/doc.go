@@ -1,7 +1,7 @@
 // Package loadtest drives a server of SpiceDB's v1 gRPC API, Mandate or
 // SpiceDB itself, with a mix of CheckPermission, CheckBulkPermissions,
-// LookupResources and WriteRelationships calls over a generated data set,
-// and reports throughput, latency percentiles, errors by gRPC code and
+// LookupResources and WriteRelationships calls over a generated data set.
+// It reports throughput, latency percentiles, errors by gRPC code and
 // wrong results.
 //
 // A scenario (agents or docs) is a schema plus a data set generated from a

@@ -55,10 +55,10 @@ const (
 // root folder, teams may edit folders and documents, and a few documents
 // are public through user:*.
 //
-// Expected results follow from the construction: a user views every
-// document of its organization and the public documents of the others,
-// and edits a document of its organization if it owns it, is the admin, or
-// is in a team that edits the document or one of its folders. Guest users
+// Expected results follow from the construction. A user views every
+// document of its organization and the public documents of the others. It
+// edits a document of its organization if it owns it, is the admin, or is
+// in a team that edits the document or one of its folders. Guest users
 // (guest-*, and wguest-* that the load test writes) are not verified.
 type docsScenario struct {
 	orgs      int

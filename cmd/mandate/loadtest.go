@@ -88,7 +88,7 @@ The command exits with status 1 when any result was wrong.`,
 	f.IntVar(&o.concurrency, "concurrency", 16, "number of workers, each with one call in flight")
 	f.IntVar(&o.connections, "connections", 4, "number of gRPC connections the workers share")
 	f.DurationVar(&o.duration, "duration", 30*time.Second, "how long to send calls")
-	f.Int64Var(&o.maxRequests, "max-requests", 10_000_000, "most calls to start; the run stops at this count or --duration, whichever comes first")
+	f.Int64Var(&o.maxRequests, "max-requests", 10_000_000, "maximum number of calls to start; the run stops at this count or at --duration, whichever comes first")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "deadline of each call")
 	f.Uint64Var(&o.seed, "seed", 1, "seed of the data set and of the request sequence")
 	f.StringVar(&o.consistency, "consistency", loadtest.ConsistencyAtLeastAsFresh,
