@@ -103,7 +103,9 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 func buildMandate(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "mandate")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
