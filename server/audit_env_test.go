@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +39,10 @@ type auditServer struct {
 	addr  string
 	clock *fakeClock
 	log   *audit.Log
+	// auditDir is the audit log's directory, with audit.db in it.
+	auditDir string
+	// serverLog collects the server's log lines.
+	serverLog *syncBuffer
 	// admin calls the v1 API with the preshared key.
 	admin       *authzed.Client
 	agents      mandatev1.AgentServiceClient
@@ -61,7 +67,9 @@ func startAuditServer(t *testing.T, start time.Time, failOpen bool) *auditServer
 		g.Close()
 		t.Fatalf("install default schema: %v", err)
 	}
-	log, err := audit.Open(t.TempDir(), audit.Options{Clock: clock.Now})
+	serverLog := &syncBuffer{}
+	auditDir := t.TempDir()
+	log, err := audit.Open(auditDir, audit.Options{Clock: clock.Now})
 	if err != nil {
 		g.Close()
 		t.Fatalf("open audit log: %v", err)
@@ -72,7 +80,7 @@ func startAuditServer(t *testing.T, start time.Time, failOpen bool) *auditServer
 		Audit:         log,
 		AuditFailOpen: failOpen,
 		Clock:         clock.Now,
-		Logger:        zerolog.Nop(),
+		Logger:        zerolog.New(serverLog),
 	})
 	if err != nil {
 		g.Close()
@@ -102,7 +110,7 @@ func startAuditServer(t *testing.T, start time.Time, failOpen bool) *auditServer
 		}
 	})
 
-	s := &auditServer{addr: lis.Addr().String(), clock: clock, log: log, keys: map[string]*testAgent{}}
+	s := &auditServer{addr: lis.Addr().String(), clock: clock, log: log, auditDir: auditDir, serverLog: serverLog, keys: map[string]*testAgent{}}
 	adminCreds := grpcutil.WithInsecureBearerToken(agentTestPresharedKey)
 	s.admin = dialClient(t, s.addr, adminCreds)
 	conn := dialConn(t, s.addr, adminCreds)
@@ -111,6 +119,25 @@ func startAuditServer(t *testing.T, start time.Time, failOpen bool) *auditServer
 	s.audit = mandatev1.NewAuditServiceClient(conn)
 	s.reviews = mandatev1.NewReviewServiceClient(conn)
 	return s
+}
+
+// syncBuffer is a bytes.Buffer that is safe for concurrent writes, for the
+// server's log.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // withRequestID returns a test context whose calls send id as their
