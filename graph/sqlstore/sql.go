@@ -13,7 +13,7 @@ import (
 type Dialect int
 
 const (
-	// Postgres is PostgreSQL 13 or newer.
+	// Postgres is PostgreSQL; the tests run against PostgreSQL 15.
 	Postgres Dialect = iota + 1
 	// CockroachDB is CockroachDB, through its PostgreSQL wire protocol.
 	CockroachDB

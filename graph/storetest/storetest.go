@@ -98,9 +98,9 @@ func (c *Clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// OpenGraph opens a Graph over store with clock and closes it when the
-// test ends, unless the test closed it first with the returned function.
-func OpenGraph(t *testing.T, store graph.Store, opts graph.Options) (*graph.Graph, func()) {
+// OpenGraph opens a Graph over store and closes it when the test ends,
+// unless the test closed it first with the returned function.
+func OpenGraph(t testing.TB, store graph.Store, opts graph.Options) (*graph.Graph, func()) {
 	t.Helper()
 	g, err := graph.Open(store, opts)
 	if err != nil {

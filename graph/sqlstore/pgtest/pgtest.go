@@ -7,7 +7,9 @@
 // process runs as root, initdb and postgres run as the "postgres" user
 // (or "nobody" when there is none), because postgres refuses to run as
 // root. Tests skip with a message naming the missing binaries when
-// PostgreSQL is not installed; any other failure fails the test.
+// PostgreSQL is not installed, unless the environment variable
+// MANDATE_TEST_REQUIRE_POSTGRES is 1, as .ci/run sets it; any other
+// failure fails the test.
 package pgtest
 
 import (
@@ -82,7 +84,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	s, err := StartServer()
 	if errors.Is(err, ErrNotInstalled) {
-		t.Skipf("skipping PostgreSQL test: %v", err)
+		skipOrFail(t, err)
 	}
 	if err != nil {
 		t.Fatalf("start PostgreSQL: %v", err)
@@ -138,6 +140,16 @@ func StartServer() (*Server, error) {
 			return nil, err
 		}
 	}
+}
+
+// skipOrFail skips the test because PostgreSQL is not installed, or fails
+// it when MANDATE_TEST_REQUIRE_POSTGRES=1 requires the PostgreSQL tests.
+func skipOrFail(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv("MANDATE_TEST_REQUIRE_POSTGRES") == "1" {
+		t.Fatalf("MANDATE_TEST_REQUIRE_POSTGRES=1, but %v", err)
+	}
+	t.Skipf("skipping PostgreSQL test: %v", err)
 }
 
 func unprivilegedUser() (*syscall.Credential, error) {
@@ -363,7 +375,7 @@ func Schema(t testing.TB) string {
 	t.Helper()
 	shared.once.Do(func() { shared.server, shared.err = StartServer() })
 	if errors.Is(shared.err, ErrNotInstalled) {
-		t.Skipf("skipping PostgreSQL test: %v", shared.err)
+		skipOrFail(t, shared.err)
 	}
 	if shared.err != nil {
 		t.Fatalf("start PostgreSQL: %v", shared.err)
