@@ -168,6 +168,9 @@ func startMandate(t *testing.T, bin, dataDir string) *mandateProcess {
 			"--log-level", "warn",
 		)
 		p.cmd.Env = childEnv()
+		// The child dies with the test process even when a test timeout
+		// panics past the cleanups.
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		p.cmd.Stdout = p.output
 		p.cmd.Stderr = p.output
 		if err := p.cmd.Start(); err != nil {
