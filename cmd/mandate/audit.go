@@ -67,7 +67,7 @@ func newAuditQueryCommand(client auditClientFunc, name, short string) *cobra.Com
 			if err != nil {
 				return err
 			}
-			out := protojson.MarshalOptions{UseProtoNames: true}
+			marshal := protojson.MarshalOptions{UseProtoNames: true}
 			for {
 				rec, err := stream.Recv()
 				if errors.Is(err, io.EOF) {
@@ -76,11 +76,11 @@ func newAuditQueryCommand(client auditClientFunc, name, short string) *cobra.Com
 				if err != nil {
 					return err
 				}
-				b, err := out.Marshal(rec)
+				b, err := marshal.Marshal(rec)
 				if err != nil {
 					return err
 				}
-				fmt.Println(string(b))
+				fmt.Fprintln(cmd.OutOrStdout(), string(b))
 			}
 		},
 	}
@@ -179,14 +179,15 @@ prefix of today's log.`,
 					return err
 				}
 			}
-			fmt.Printf("records: %d\ntree heads: %d\nroot: %x\n", report.Records, report.Heads, report.Root[:])
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "records: %d\ntree heads: %d\nroot: %x\n", report.Records, report.Heads, report.Root[:])
 			if len(report.Problems) > 0 {
 				for _, p := range report.Problems {
-					fmt.Println("PROBLEM:", p)
+					fmt.Fprintln(out, "PROBLEM:", p)
 				}
 				return fmt.Errorf("audit log verification failed with %d problems", len(report.Problems))
 			}
-			fmt.Println("verified: every record matches the signed tree heads")
+			fmt.Fprintln(out, "verified: every record matches the signed tree heads")
 			return nil
 		},
 	}
@@ -215,7 +216,7 @@ func verifyInclusion(cmd *cobra.Command, c mandatev1.AuditServiceClient, seq uin
 	if err := audit.VerifyInclusion(seq, head.Size, audit.LeafHash(data), hashesOf(resp), head.Root); err != nil {
 		return fmt.Errorf("record %d: %w", seq, err)
 	}
-	fmt.Printf("record %d: inclusion proof verified against the head of size %d\n", seq, head.Size)
+	fmt.Fprintf(cmd.OutOrStdout(), "record %d: inclusion proof verified against the head of size %d\n", seq, head.Size)
 	return nil
 }
 
@@ -241,7 +242,7 @@ func verifyAgainstTrusted(cmd *cobra.Command, c mandatev1.AuditServiceClient, pa
 	if err := audit.VerifyConsistency(old.Size, latest.Size, old.Root, latest.Root, hashesOf(resp)); err != nil {
 		return fmt.Errorf("trusted head of size %d: %w", old.Size, err)
 	}
-	fmt.Printf("consistency proof verified: the trusted head of size %d is a prefix of the log of size %d\n", old.Size, latest.Size)
+	fmt.Fprintf(cmd.OutOrStdout(), "consistency proof verified: the trusted head of size %d is a prefix of the log of size %d\n", old.Size, latest.Size)
 	return nil
 }
 

@@ -47,30 +47,31 @@ func newReviewCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("%-8s %-6s %-20s %s\n", "STATUS", "USES", "LAST USED", "RIGHT")
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%-8s %-6s %-20s %s\n", "STATUS", "USES", "LAST USED", "RIGHT")
 			for _, r := range resp.GetRights() {
 				status, last := "unused", "-"
 				if r.GetUsed() {
 					status = "used"
 					last = r.GetLastUsed().AsTime().UTC().Format(time.RFC3339)
 				}
-				fmt.Printf("%-8s %-6d %-20s %s\n", status, r.GetUses(), last, r.GetId())
+				fmt.Fprintf(out, "%-8s %-6d %-20s %s\n", status, r.GetUses(), last, r.GetId())
 				if revokeUnused && !r.GetUsed() {
 					revoke = append(revoke, r.GetId())
 				}
 			}
 			for _, e := range resp.GetDelegationsIn() {
-				fmt.Printf("delegation %s: %v, scope %v\n", e.GetDelegation(), e.GetChain(), e.GetScope())
+				fmt.Fprintf(out, "delegation %s: %v, scope %v\n", e.GetDelegation(), e.GetChain(), e.GetScope())
 			}
 			if len(revoke) == 0 {
 				return nil
 			}
-			out, err := c.RevokeRights(cmd.Context(), &mandatev1.RevokeRightsRequest{Ids: revoke})
+			revoked, err := c.RevokeRights(cmd.Context(), &mandatev1.RevokeRightsRequest{Ids: revoke})
 			if err != nil {
 				return err
 			}
-			for _, id := range out.GetRevoked() {
-				fmt.Println("revoked", id)
+			for _, id := range revoked.GetRevoked() {
+				fmt.Fprintln(out, "revoked", id)
 			}
 			return nil
 		},
