@@ -81,7 +81,11 @@ func (ws *watchService) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingS
 			return err
 		}
 		if rev > last {
-			return failedPrecondition("watch: start cursor revision %d is newer than the head revision %d", rev, last)
+			// A token from another server on a shared datastore may be
+			// ahead of this one; wait until it is applied here.
+			if err := ws.s.graph.WaitForRevision(ctx, rev); err != nil {
+				return err
+			}
 		}
 		last = rev
 	}
