@@ -68,6 +68,7 @@ func (s *Server) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 }
 
 func (s *Server) logCall(method string, start time.Time, err error) {
+	s.metrics.observe(method, start, err)
 	code := status.Code(err)
 	ev := s.log.Debug()
 	switch code {

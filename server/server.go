@@ -87,6 +87,7 @@ type Server struct {
 	graph    *graph.Graph
 	schemas  schemaCache
 	verifier *identity.Verifier
+	metrics  *metrics
 	grpc     *grpc.Server
 	health   *health.Server
 	log      zerolog.Logger
@@ -104,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 		health:   health.NewServer(),
 		verifier: identity.NewVerifier(cfg.TokenAudience, cfg.Clock),
 	}
+	s.metrics = newMetrics(s)
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(4<<20),
 		grpc.ChainUnaryInterceptor(s.logUnary, s.authUnary),

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -34,6 +36,7 @@ type serveOptions struct {
 	tokenAudience  string
 	logLevel       string
 	logFormat      string
+	metricsAddr    string
 }
 
 func newServeCommand() *cobra.Command {
@@ -76,6 +79,7 @@ MANDATE_GRPC_ADDR, --grpc-preshared-key is MANDATE_GRPC_PRESHARED_KEY.`,
 	f.BoolVar(&o.auditFailOpen, "audit-fail-open", false, "answer decisions even when the audit log cannot record them")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "address to serve Prometheus metrics on at /metrics, such as 127.0.0.1:9090 (off when empty)")
 	return cmd
 }
 
@@ -187,6 +191,25 @@ func runServe(parent context.Context, o serveOptions) error {
 		auth = "none"
 	}
 	log.Info().Str("addr", lis.Addr().String()).Str("auth", auth).Msg("configured grpc server")
+
+	if o.metricsAddr != "" {
+		metricsLis, err := net.Listen("tcp", o.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on --metrics-addr %q: %w", o.metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", srv.MetricsHandler())
+		metricsServer := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := metricsServer.Serve(metricsLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("metrics server stopped")
+			}
+		}()
+		defer metricsServer.Close()
+		log.Info().Str("addr", metricsLis.Addr().String()).Msg("configured metrics")
+	} else {
+		log.Info().Msg("configured metrics: off (set --metrics-addr to serve /metrics)")
+	}
 
 	err = srv.Serve(ctx, lis)
 	log.Info().Msg("stopped")
