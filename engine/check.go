@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/schema"
@@ -54,6 +55,7 @@ func Check(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckReques
 		return Result{Membership: NoPermission}, nil
 	}
 	w := newWalker(s, snap, limits, req.Subject, req.Context)
+	defer w.release()
 	w.trusted = req.Policy.trusted(req.Subject)
 	o, err := w.check(req.Resource, req.Permission, 0)
 	if err != nil {
@@ -62,10 +64,26 @@ func Check(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckReques
 	return o.result(), nil
 }
 
-// nodeKey is one resource relation whose membership of the walker's fixed
-// subject is being decided.
-type nodeKey struct {
-	typ, id, rel string
+// node is an object as the walker visits it: its reference, and its
+// handle in the snapshot's index, which is 0 when no relationship names
+// the object.
+type node struct {
+	ref    graph.ObjectRef
+	handle graph.ObjectHandle
+}
+
+// memoKey is one resource relation whose membership of the walker's fixed
+// subject is being decided, keyed by the object's handle, so that a lookup
+// hashes two words and no strings.
+type memoKey struct {
+	handle graph.ObjectHandle
+	rel    *schema.Relation
+}
+
+// refMemoKey is memoKey for an object without a handle.
+type refMemoKey struct {
+	ref graph.ObjectRef
+	rel *schema.Relation
 }
 
 type memoEntry struct {
@@ -88,28 +106,129 @@ type walker struct {
 	snap    graph.Snapshot
 	limits  Limits
 	subject graph.SubjectRef
-	context map[string]any
+	// subjectHandle is the handle of the subject's object, and
+	// wildcardHandle that of the subject type's wildcard object, once
+	// wildcardKnown is set.
+	subjectHandle  graph.ObjectHandle
+	wildcardHandle graph.ObjectHandle
+	wildcardKnown  bool
+	context        map[string]any
 	// trusted is server-supplied caveat context that overrides the
 	// request's and the relationship's.
 	trusted map[string]any
-	memo    map[nodeKey]*memoEntry
+	memo    map[memoKey]memoEntry
+	// refMemo holds the nodes whose object has no handle. It is rarely
+	// used, so it is made on first use.
+	refMemo map[refMemoKey]memoEntry
+	// edges is a stack of the relationships that the calls on the walk's
+	// path iterate over. Each call appends its relationships, reads them by
+	// index while deeper calls push and pop above them, and pops them
+	// before it returns, so a walk reuses one buffer.
+	edges []graph.Edge
 }
 
+// walkerPool keeps walkers with their memo and edge buffer, so a check
+// does not grow a new map and slice each time.
+var walkerPool = sync.Pool{New: func() any {
+	return &walker{memo: make(map[memoKey]memoEntry)}
+}}
+
+// maxPooledMemo is the largest memo and edge buffer that a released walker
+// may keep. A walker that grew past it is left to the garbage collector,
+// so that one large check does not pin its memory in the pool.
+const maxPooledMemo = 4096
+
+// newWalker returns a walker for subject from the pool. Check and
+// CheckChain release theirs. A caller that does not call release is still
+// correct, and the pool makes a new walker in its place.
 func newWalker(s *schema.Schema, snap graph.Snapshot, limits Limits, subject graph.SubjectRef, ctx map[string]any) *walker {
-	return &walker{
-		schema:  s,
-		snap:    snap,
-		limits:  limits.withDefaults(),
-		subject: subject,
-		context: ctx,
-		memo:    make(map[nodeKey]*memoEntry),
+	w := walkerPool.Get().(*walker)
+	w.schema = s
+	w.snap = snap
+	w.limits = limits.withDefaults()
+	w.subject = subject
+	w.subjectHandle = snap.HandleOf(subject.Object())
+	w.context = ctx
+	return w
+}
+
+// release clears the walker and returns it to the pool. The walker must
+// not be used afterwards.
+func (w *walker) release() {
+	if len(w.memo) > maxPooledMemo || cap(w.edges) > maxPooledMemo {
+		return
 	}
+	clear(w.memo)
+	w.refMemo = nil
+	clear(w.edges[:cap(w.edges)])
+	*w = walker{memo: w.memo, edges: w.edges[:0]}
+	walkerPool.Put(w)
+}
+
+// wildcard returns the handle of the subject type's wildcard object, or 0
+// when no relationship has it as subject.
+func (w *walker) wildcard() graph.ObjectHandle {
+	if !w.wildcardKnown {
+		w.wildcardHandle = w.snap.HandleOf(graph.ObjectRef{Type: w.subject.Type, ID: graph.Wildcard})
+		w.wildcardKnown = true
+	}
+	return w.wildcardHandle
+}
+
+func (w *walker) nodeOf(o graph.ObjectRef) node {
+	return node{ref: o, handle: w.snap.HandleOf(o)}
+}
+
+// isSubject reports whether n#relation is the walker's subject.
+func (w *walker) isSubject(n node, relation string) bool {
+	if relation != w.subject.Relation {
+		return false
+	}
+	if n.handle != 0 && w.subjectHandle != 0 {
+		return n.handle == w.subjectHandle
+	}
+	return n.ref.Type == w.subject.Type && n.ref.ID == w.subject.ID
+}
+
+func (w *walker) memoGet(n node, rel *schema.Relation) (memoEntry, bool) {
+	if n.handle != 0 {
+		e, ok := w.memo[memoKey{n.handle, rel}]
+		return e, ok
+	}
+	e, ok := w.refMemo[refMemoKey{n.ref, rel}]
+	return e, ok
+}
+
+func (w *walker) memoPut(n node, rel *schema.Relation, e memoEntry) {
+	if n.handle != 0 {
+		w.memo[memoKey{n.handle, rel}] = e
+		return
+	}
+	if w.refMemo == nil {
+		w.refMemo = make(map[refMemoKey]memoEntry)
+	}
+	w.refMemo[refMemoKey{n.ref, rel}] = e
+}
+
+func (w *walker) memoDelete(n node, rel *schema.Relation) {
+	if n.handle != 0 {
+		delete(w.memo, memoKey{n.handle, rel})
+		return
+	}
+	delete(w.refMemo, refMemoKey{n.ref, rel})
+}
+
+// popEdges drops the edges that the call which saw len(w.edges) == start
+// pushed, clearing them so the pool does not keep relationships alive.
+func (w *walker) popEdges(start int) {
+	clear(w.edges[start:])
+	w.edges = w.edges[:start]
 }
 
 // check decides whether the subject is in resource#relation. It fails
 // when the result depends on a caveat that could not be evaluated.
 func (w *walker) check(resource graph.ObjectRef, relation string, depth int) (outcome, error) {
-	o, _, err := w.checkNode(resource, relation, depth)
+	o, _, err := w.checkNodeAt(w.nodeOf(resource), relation, depth)
 	if err != nil {
 		return outNo, err
 	}
@@ -123,61 +242,62 @@ func (w *walker) check(resource graph.ObjectRef, relation string, depth int) (ou
 // returns the outcome and the shallowest stack depth of a cut node it
 // depended on (depth+1 or more when it depended on none above itself).
 func (w *walker) checkNode(resource graph.ObjectRef, relation string, depth int) (outcome, int, error) {
+	return w.checkNodeAt(w.nodeOf(resource), relation, depth)
+}
+
+// checkNodeAt is checkNode for a node whose handle is known.
+func (w *walker) checkNodeAt(n node, relation string, depth int) (outcome, int, error) {
 	noCut := depth + 1
-	if resource.Type == w.subject.Type && resource.ID == w.subject.ID && relation == w.subject.Relation {
+	if w.isSubject(n, relation) {
 		return outYes, noCut, nil
 	}
-	key := nodeKey{resource.Type, resource.ID, relation}
-	if e, ok := w.memo[key]; ok {
-		if e.onStack >= 0 {
-			return outNo, e.onStack, nil
+	rel := w.schema.Relation(n.ref.Type, relation)
+	if rel != nil {
+		if e, ok := w.memoGet(n, rel); ok {
+			if e.onStack >= 0 {
+				return outNo, e.onStack, nil
+			}
+			return e.o, noCut, nil
 		}
-		return e.o, noCut, nil
 	}
 	if depth >= w.limits.MaxDepth {
 		return outNo, noCut, fmt.Errorf("check %s:%s#%s: %w (limit %d)",
-			resource.Type, resource.ID, relation, ErrMaxDepth, w.limits.MaxDepth)
+			n.ref.Type, n.ref.ID, relation, ErrMaxDepth, w.limits.MaxDepth)
 	}
-	rel := w.schema.Relation(resource.Type, relation)
 	if rel == nil {
 		// An arrow may reach an object type without the target relation;
 		// that path grants nothing.
 		return outNo, noCut, nil
 	}
 
-	entry := &memoEntry{onStack: depth}
-	w.memo[key] = entry
+	w.memoPut(n, rel, memoEntry{onStack: depth})
 	var o outcome
 	var cut int
 	var err error
 	if rel.IsPermission() {
-		o, cut, err = w.rewrite(resource, rel.Rewrite, depth)
+		o, cut, err = w.rewriteAt(n, rel.Rewrite, depth)
 	} else {
-		o, cut, err = w.direct(resource, relation, depth)
+		o, cut, err = w.direct(n, relation, depth)
 	}
 	if err != nil {
-		delete(w.memo, key)
+		w.memoDelete(n, rel)
 		return outNo, noCut, err
 	}
 	if cut < depth && o.m != HasPermission {
 		// The outcome leaned on a node above this one that was cut; a later
 		// evaluation may see more, so forget it.
-		delete(w.memo, key)
+		w.memoDelete(n, rel)
 		return o, cut, nil
 	}
-	entry.o, entry.onStack = o, -1
+	w.memoPut(n, rel, memoEntry{o: o, onStack: -1})
 	return o, noCut, nil
 }
 
 // direct evaluates a relation that stores relationships.
-func (w *walker) direct(resource graph.ObjectRef, relation string, depth int) (outcome, int, error) {
+func (w *walker) direct(n node, relation string, depth int) (outcome, int, error) {
 	result := outNo
 	cut := depth + 1
-	base := graph.Key{ResourceType: resource.Type, ResourceID: resource.ID, Relation: relation}
-
-	exact := base
-	exact.Subject = w.subject
-	if r := w.snap.Find(exact); r != nil {
+	if r := w.snap.FindEdge(n.handle, relation, w.subjectHandle, w.subject.Relation); r != nil {
 		o, err := w.caveatOutcome(r)
 		if err != nil {
 			return outNo, cut, err
@@ -190,10 +310,8 @@ func (w *walker) direct(resource graph.ObjectRef, relation string, depth int) (o
 	// subject type, and SpiceDB v1.56 matches it whatever the subject
 	// relation: user:* matches user:tom, and group:* matches
 	// group:eng#member.
-	if w.subject.ID != graph.Wildcard {
-		wildcard := base
-		wildcard.Subject = graph.SubjectRef{Type: w.subject.Type, ID: graph.Wildcard}
-		if r := w.snap.Find(wildcard); r != nil {
+	if w.subject.ID != graph.Wildcard && n.handle != 0 {
+		if r := w.snap.FindEdge(n.handle, relation, w.wildcard(), graph.Ellipsis); r != nil {
 			o, err := w.caveatOutcome(r)
 			if err != nil {
 				return outNo, cut, err
@@ -203,8 +321,14 @@ func (w *walker) direct(resource graph.ObjectRef, relation string, depth int) (o
 			}
 		}
 	}
-	for _, r := range w.snap.SubjectSets(resource.Type, resource.ID, relation) {
-		if r.Subject == w.subject {
+	start := len(w.edges)
+	w.edges = w.snap.AppendEdges(w.edges, n.handle, relation, true)
+	end := len(w.edges)
+	defer w.popEdges(start)
+	for i := start; i < end; i++ {
+		e := w.edges[i]
+		r := e.Relationship
+		if e.Subject == w.subjectHandle && r.Subject.Relation == w.subject.Relation {
 			continue // already decided by the exact match above
 		}
 		caveat, err := w.caveatOutcome(r)
@@ -214,7 +338,7 @@ func (w *walker) direct(resource graph.ObjectRef, relation string, depth int) (o
 		if caveat.m == NoPermission {
 			continue
 		}
-		o, c, err := w.checkNode(r.Subject.Object(), r.Subject.Relation, depth+1)
+		o, c, err := w.checkNodeAt(node{ref: r.Subject.Object(), handle: e.Subject}, r.Subject.Relation, depth+1)
 		if err != nil {
 			return outNo, cut, err
 		}
@@ -228,12 +352,18 @@ func (w *walker) direct(resource graph.ObjectRef, relation string, depth int) (o
 
 // rewrite evaluates one node of a permission's rewrite tree.
 func (w *walker) rewrite(resource graph.ObjectRef, rw *schema.Rewrite, depth int) (outcome, int, error) {
+	return w.rewriteAt(w.nodeOf(resource), rw, depth)
+}
+
+// rewriteAt is rewrite for a node whose handle is known.
+func (w *walker) rewriteAt(n node, rw *schema.Rewrite, depth int) (outcome, int, error) {
+	resource := n.ref
 	cut := depth + 1
 	switch rw.Kind {
 	case schema.Union:
 		result := outNo
 		for _, child := range rw.Children {
-			o, c, err := w.rewrite(resource, child, depth)
+			o, c, err := w.rewriteAt(n, child, depth)
 			if err != nil {
 				return outNo, cut, err
 			}
@@ -246,7 +376,7 @@ func (w *walker) rewrite(resource graph.ObjectRef, rw *schema.Rewrite, depth int
 	case schema.Intersection:
 		result := outYes
 		for _, child := range rw.Children {
-			o, c, err := w.rewrite(resource, child, depth)
+			o, c, err := w.rewriteAt(n, child, depth)
 			if err != nil {
 				return outNo, cut, err
 			}
@@ -257,7 +387,7 @@ func (w *walker) rewrite(resource graph.ObjectRef, rw *schema.Rewrite, depth int
 		}
 		return result, cut, nil
 	case schema.Exclusion:
-		result, c, err := w.rewrite(resource, rw.Children[0], depth)
+		result, c, err := w.rewriteAt(n, rw.Children[0], depth)
 		if err != nil {
 			return outNo, cut, err
 		}
@@ -266,7 +396,7 @@ func (w *walker) rewrite(resource graph.ObjectRef, rw *schema.Rewrite, depth int
 			if result.m == NoPermission {
 				break
 			}
-			o, c, err := w.rewrite(resource, child, depth)
+			o, c, err := w.rewriteAt(n, child, depth)
 			if err != nil {
 				return outNo, cut, err
 			}
@@ -283,9 +413,9 @@ func (w *walker) rewrite(resource graph.ObjectRef, rw *schema.Rewrite, depth int
 		}
 		return result, cut, nil
 	case schema.Computed:
-		return w.checkNode(resource, rw.Relation, depth+1)
+		return w.checkNodeAt(n, rw.Relation, depth+1)
 	case schema.Arrow:
-		return w.arrow(resource, rw, depth)
+		return w.arrow(n, rw, depth)
 	case schema.Self:
 		if w.subject.Type == resource.Type && w.subject.ID == resource.ID && w.subject.Relation == graph.Ellipsis {
 			return outYes, cut, nil
@@ -303,18 +433,23 @@ func (w *walker) rewrite(resource graph.ObjectRef, rw *schema.Rewrite, depth int
 // whose caveat is false. SpiceDB v1.56 requires each subject object to be
 // a member and ANDs the caveat of each relationship into the result, so a
 // false caveat makes the whole arrow false.
-func (w *walker) arrow(resource graph.ObjectRef, rw *schema.Rewrite, depth int) (outcome, int, error) {
+func (w *walker) arrow(n node, rw *schema.Rewrite, depth int) (outcome, int, error) {
 	cut := depth + 1
-	rels := w.snap.Subjects(resource.Type, resource.ID, rw.Tupleset)
+	start := len(w.edges)
+	w.edges = w.snap.AppendEdges(w.edges, n.handle, rw.Tupleset, false)
+	end := len(w.edges)
+	defer w.popEdges(start)
 	all := rw.Function == schema.ArrowAll
-	if all && len(rels) == 0 {
+	if all && end == start {
 		return outNo, cut, nil
 	}
 	result := outNo
 	if all {
 		result = outYes
 	}
-	for _, r := range rels {
+	for i := start; i < end; i++ {
+		e := w.edges[i]
+		r := e.Relationship
 		caveat, err := w.caveatOutcome(r)
 		if err != nil {
 			return outNo, cut, err
@@ -325,7 +460,7 @@ func (w *walker) arrow(resource graph.ObjectRef, rw *schema.Rewrite, depth int) 
 			}
 			continue
 		}
-		o, c, err := w.checkNode(r.Subject.Object(), rw.Target, depth+1)
+		o, c, err := w.checkNodeAt(node{ref: r.Subject.Object(), handle: e.Subject}, rw.Target, depth+1)
 		if err != nil {
 			return outNo, cut, err
 		}

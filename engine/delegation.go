@@ -181,9 +181,11 @@ func checkChain(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckR
 		w.trusted = req.Policy.trusted(principal)
 		o, err := w.check(req.Resource, req.Permission, 0)
 		if err != nil {
+			w.release()
 			return ChainResult{}, err
 		}
 		if o.m == NoPermission {
+			w.release()
 			out.LimitedBy = principal.String()
 			return out, nil
 		}
@@ -191,6 +193,7 @@ func checkChain(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckR
 		if req.Explain && o.m == HasPermission {
 			whys = append(whys, principal.String()+": "+w.explain(req.Resource, req.Permission))
 		}
+		w.release()
 	}
 	out.Result = result.result()
 	out.Why = strings.Join(whys, "; ")
@@ -212,6 +215,7 @@ func CheckChain(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckR
 		return ChainResult{LimitedBy: req.Subject.String() + " is not active"}, nil
 	}
 	w := newWalker(s, snap, limits, req.Subject, req.Context)
+	defer w.release()
 	w.trusted = req.Policy.trusted(req.Subject)
 	o, err := w.check(req.Resource, req.Permission, 0)
 	if err != nil {

@@ -39,15 +39,57 @@ type resourceKey struct {
 	typ, id, rel string
 }
 
+// ObjectHandle is a small integer that stands for one object of a Graph's
+// index, so that a reader walking the graph compares and hashes integers
+// in place of type and id strings. A handle is valid only for snapshots of
+// the Graph that issued it, and the zero handle names no object.
+type ObjectHandle uint32
+
+// subjectKey is a subject as a relation set stores it: the handle of its
+// object and its relation.
+type subjectKey struct {
+	object   ObjectHandle
+	relation string
+}
+
+// setEntry is one subject of a relation set.
+type setEntry struct {
+	subject SubjectRef
+	object  ObjectHandle
+	hist    *history
+}
+
 // relationSet holds the subjects of one resource relation.
 type relationSet struct {
-	bySubject map[SubjectRef]*history
+	bySubject map[subjectKey]*history
 	// order lists each subject once, in insertion order, so iteration is
-	// stable.
-	order []SubjectRef
-	// subjectSets lists the subjects of order that have a relation, such as
-	// group:eng#member, which a check must expand.
-	subjectSets []SubjectRef
+	// stable and needs no map lookup.
+	order []setEntry
+	// subjectSets lists the entries of order whose subject has a relation,
+	// such as group:eng#member, which a check must expand.
+	subjectSets []setEntry
+}
+
+// objectEntry is one interned object with the relation sets in which it is
+// the resource. An object has few relations, so a slice scan is cheaper
+// than a map.
+type objectEntry struct {
+	ref       ObjectRef
+	relations []namedSet
+}
+
+type namedSet struct {
+	relation string
+	set      *relationSet
+}
+
+func (e *objectEntry) set(relation string) *relationSet {
+	for i := range e.relations {
+		if e.relations[i].relation == relation {
+			return e.relations[i].set
+		}
+	}
+	return nil
 }
 
 // schemaVersion is the schema text in force from rev on.
@@ -72,6 +114,14 @@ type index struct {
 	bySubject  map[SubjectRef]map[resourceKey]struct{}
 	records    map[string]map[string]*recordHistory // kind, then id
 
+	// handles interns every object that is the resource or the subject of
+	// a relationship, and objects[h] describes the object of handle h.
+	// objects[0] is unused, because the zero handle names no object.
+	// NOTE: an interned object keeps its slot until the index is rebuilt,
+	// even after garbage collection drops its last relationship.
+	handles map[ObjectRef]ObjectHandle
+	objects []objectEntry
+
 	schemas  []schemaVersion // ascending by rev
 	revTimes []revisionTime  // ascending by rev, for garbage collection
 }
@@ -87,7 +137,20 @@ func newIndex() *index {
 		byType:     make(map[string]map[resourceKey]*relationSet),
 		bySubject:  make(map[SubjectRef]map[resourceKey]struct{}),
 		records:    make(map[string]map[string]*recordHistory),
+		handles:    make(map[ObjectRef]ObjectHandle),
+		objects:    make([]objectEntry, 1),
 	}
+}
+
+// internLocked returns the handle of o, giving it one if it has none.
+func (ix *index) internLocked(o ObjectRef) ObjectHandle {
+	if h, ok := ix.handles[o]; ok {
+		return h
+	}
+	h := ObjectHandle(len(ix.objects))
+	ix.objects = append(ix.objects, objectEntry{ref: o})
+	ix.handles[o] = h
+	return h
 }
 
 func resourceKeyOf(k Key) resourceKey {
@@ -97,8 +160,10 @@ func resourceKeyOf(k Key) resourceKey {
 func (ix *index) setLocked(k resourceKey, create bool) *relationSet {
 	rs := ix.byResource[k]
 	if rs == nil && create {
-		rs = &relationSet{bySubject: make(map[SubjectRef]*history)}
+		rs = &relationSet{bySubject: make(map[subjectKey]*history)}
 		ix.byResource[k] = rs
+		obj := &ix.objects[ix.internLocked(ObjectRef{Type: k.typ, ID: k.id})]
+		obj.relations = append(obj.relations, namedSet{relation: k.rel, set: rs})
 		byType := ix.byType[k.typ]
 		if byType == nil {
 			byType = make(map[resourceKey]*relationSet)
@@ -114,13 +179,16 @@ func (ix *index) setLocked(k resourceKey, create bool) *relationSet {
 func (ix *index) putLocked(rel *Relationship, rev Revision) {
 	rk := resourceKeyOf(rel.Key)
 	rs := ix.setLocked(rk, true)
-	h := rs.bySubject[rel.Subject]
+	object := ix.internLocked(rel.Subject.Object())
+	sk := subjectKey{object: object, relation: rel.Subject.Relation}
+	h := rs.bySubject[sk]
 	if h == nil {
 		h = &history{}
-		rs.bySubject[rel.Subject] = h
-		rs.order = append(rs.order, rel.Subject)
+		rs.bySubject[sk] = h
+		entry := setEntry{subject: rel.Subject, object: object, hist: h}
+		rs.order = append(rs.order, entry)
 		if rel.Subject.Relation != Ellipsis {
-			rs.subjectSets = append(rs.subjectSets, rel.Subject)
+			rs.subjectSets = append(rs.subjectSets, entry)
 		}
 		subjects := ix.bySubject[rel.Subject]
 		if subjects == nil {
@@ -141,7 +209,7 @@ func (ix *index) deleteLocked(k Key, rev Revision) {
 	if rs == nil {
 		return
 	}
-	h := rs.bySubject[k.Subject]
+	h := rs.bySubject[subjectKey{object: ix.handles[k.Subject.Object()], relation: k.Subject.Relation}]
 	if h == nil {
 		return
 	}
@@ -190,8 +258,8 @@ func (ix *index) collect(keep Revision) {
 	}
 	for rk, rs := range ix.byResource {
 		kept := rs.order[:0]
-		for _, subj := range rs.order {
-			h := rs.bySubject[subj]
+		for _, e := range rs.order {
+			h := e.hist
 			live := h.versions[:0]
 			for _, v := range h.versions {
 				if v.deleted == 0 || v.deleted > keep {
@@ -200,28 +268,31 @@ func (ix *index) collect(keep Revision) {
 			}
 			h.versions = live
 			if len(live) == 0 {
-				delete(rs.bySubject, subj)
-				if m := ix.bySubject[subj]; m != nil {
+				delete(rs.bySubject, subjectKey{object: e.object, relation: e.subject.Relation})
+				if m := ix.bySubject[e.subject]; m != nil {
 					delete(m, rk)
 					if len(m) == 0 {
-						delete(ix.bySubject, subj)
+						delete(ix.bySubject, e.subject)
 					}
 				}
 				continue
 			}
-			kept = append(kept, subj)
+			kept = append(kept, e)
 		}
+		clear(rs.order[len(kept):])
 		rs.order = kept
 		sets := rs.subjectSets[:0]
-		for _, subj := range rs.subjectSets {
-			if _, ok := rs.bySubject[subj]; ok {
-				sets = append(sets, subj)
+		for _, e := range rs.subjectSets {
+			if len(e.hist.versions) > 0 {
+				sets = append(sets, e)
 			}
 		}
+		clear(rs.subjectSets[len(sets):])
 		rs.subjectSets = sets
 		if len(kept) == 0 {
 			delete(ix.byResource, rk)
 			delete(ix.byType[rk.typ], rk)
+			ix.dropSetLocked(rk)
 		}
 	}
 	ix.collectRecordsLocked(keep)
@@ -232,6 +303,21 @@ func (ix *index) collect(keep Revision) {
 	i := sort.Search(len(ix.revTimes), func(i int) bool { return ix.revTimes[i].rev >= keep })
 	ix.revTimes = ix.revTimes[i:]
 	ix.oldest = keep
+}
+
+// dropSetLocked removes the emptied relation set of rk from its object.
+func (ix *index) dropSetLocked(rk resourceKey) {
+	h, ok := ix.handles[ObjectRef{Type: rk.typ, ID: rk.id}]
+	if !ok {
+		return
+	}
+	obj := &ix.objects[h]
+	for i := range obj.relations {
+		if obj.relations[i].relation == rk.rel {
+			obj.relations = append(obj.relations[:i], obj.relations[i+1:]...)
+			return
+		}
+	}
 }
 
 // revisionBefore returns the newest revision committed before t, or 0.

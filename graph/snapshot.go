@@ -33,8 +33,8 @@ func (s Snapshot) Subjects(resourceType, resourceID, relation string) []*Relatio
 		return nil
 	}
 	out := make([]*Relationship, 0, len(rs.order))
-	for _, subj := range rs.order {
-		if r := s.visible(rs.bySubject[subj]); r != nil {
+	for _, e := range rs.order {
+		if r := s.visible(e.hist); r != nil {
 			out = append(out, r)
 		}
 	}
@@ -51,8 +51,8 @@ func (s Snapshot) SubjectSets(resourceType, resourceID, relation string) []*Rela
 		return nil
 	}
 	out := make([]*Relationship, 0, len(rs.subjectSets))
-	for _, subj := range rs.subjectSets {
-		if r := s.visible(rs.bySubject[subj]); r != nil {
+	for _, e := range rs.subjectSets {
+		if r := s.visible(e.hist); r != nil {
 			out = append(out, r)
 		}
 	}
@@ -67,7 +67,11 @@ func (s Snapshot) Find(k Key) *Relationship {
 	if rs == nil {
 		return nil
 	}
-	h := rs.bySubject[k.Subject]
+	object, ok := s.ix.handles[k.Subject.Object()]
+	if !ok {
+		return nil
+	}
+	h := rs.bySubject[subjectKey{object: object, relation: k.Subject.Relation}]
 	if h == nil {
 		return nil
 	}
@@ -81,6 +85,7 @@ func (s Snapshot) Resources(subject SubjectRef, resourceType, relation string) [
 	defer s.ix.mu.RUnlock()
 	keys := s.ix.bySubject[subject]
 	out := make([]*Relationship, 0, len(keys))
+	sk := subjectKey{object: s.ix.handles[subject.Object()], relation: subject.Relation}
 	for rk := range keys {
 		if resourceType != "" && rk.typ != resourceType {
 			continue
@@ -88,7 +93,7 @@ func (s Snapshot) Resources(subject SubjectRef, resourceType, relation string) [
 		if relation != "" && rk.rel != relation {
 			continue
 		}
-		if h := s.ix.byResource[rk].bySubject[subject]; h != nil {
+		if h := s.ix.byResource[rk].bySubject[sk]; h != nil {
 			if r := s.visible(h); r != nil {
 				out = append(out, r)
 			}
@@ -103,8 +108,8 @@ func (s Snapshot) Scan(f Filter) []*Relationship {
 	s.ix.mu.RLock()
 	var out []*Relationship
 	add := func(rs *relationSet) {
-		for _, subj := range rs.order {
-			r := s.visible(rs.bySubject[subj])
+		for _, e := range rs.order {
+			r := s.visible(e.hist)
 			if r != nil && f.Matches(r.Key) {
 				out = append(out, r)
 			}
@@ -140,8 +145,8 @@ func (s Snapshot) HasRelation(resourceType, relation string) bool {
 		if relation != "" && rk.rel != relation {
 			continue
 		}
-		for _, subj := range rs.order {
-			if s.visible(rs.bySubject[subj]) != nil {
+		for _, e := range rs.order {
+			if s.visible(e.hist) != nil {
 				return true
 			}
 		}
@@ -158,8 +163,8 @@ func (s Snapshot) ObjectIDs(objectType string) []string {
 		if _, ok := seen[rk.id]; ok {
 			continue
 		}
-		for _, subj := range rs.order {
-			if s.visible(rs.bySubject[subj]) != nil {
+		for _, e := range rs.order {
+			if s.visible(e.hist) != nil {
 				seen[rk.id] = struct{}{}
 				break
 			}
@@ -172,8 +177,9 @@ func (s Snapshot) ObjectIDs(objectType string) []string {
 		if _, ok := seen[subj.ID]; ok {
 			continue
 		}
+		sk := subjectKey{object: s.ix.handles[subj.Object()], relation: subj.Relation}
 		for rk := range keys {
-			if s.visible(s.ix.byResource[rk].bySubject[subj]) != nil {
+			if s.visible(s.ix.byResource[rk].bySubject[sk]) != nil {
 				seen[subj.ID] = struct{}{}
 				break
 			}
@@ -186,6 +192,72 @@ func (s Snapshot) ObjectIDs(objectType string) []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// HandleOf returns the handle of an object, or 0 when no relationship of
+// the index names it. Handles let a graph walk avoid string keys: see
+// AppendEdges and FindEdge.
+func (s Snapshot) HandleOf(o ObjectRef) ObjectHandle {
+	s.ix.mu.RLock()
+	defer s.ix.mu.RUnlock()
+	return s.ix.handles[o]
+}
+
+// Edge is a relationship read through an object handle, with the handle
+// of its subject's object.
+type Edge struct {
+	Relationship *Relationship
+	Subject      ObjectHandle
+}
+
+// AppendEdges appends to dst the relationships of object#relation that
+// are visible in the snapshot, in insertion order, and returns the
+// extended slice. With subjectSetsOnly, it appends only those whose
+// subject has a relation, as SubjectSets returns. A caller that reuses dst
+// reads without allocating.
+func (s Snapshot) AppendEdges(dst []Edge, object ObjectHandle, relation string, subjectSetsOnly bool) []Edge {
+	s.ix.mu.RLock()
+	defer s.ix.mu.RUnlock()
+	if object == 0 || int(object) >= len(s.ix.objects) {
+		return dst
+	}
+	rs := s.ix.objects[object].set(relation)
+	if rs == nil {
+		return dst
+	}
+	entries := rs.order
+	if subjectSetsOnly {
+		entries = rs.subjectSets
+	}
+	for i := range entries {
+		e := &entries[i]
+		if r := s.visible(e.hist); r != nil {
+			dst = append(dst, Edge{Relationship: r, Subject: e.object})
+		}
+	}
+	return dst
+}
+
+// FindEdge returns the relationship object#relation@subject#subjectRelation
+// that is visible in the snapshot, or nil. It is Find with handles.
+func (s Snapshot) FindEdge(object ObjectHandle, relation string, subject ObjectHandle, subjectRelation string) *Relationship {
+	if object == 0 || subject == 0 {
+		return nil
+	}
+	s.ix.mu.RLock()
+	defer s.ix.mu.RUnlock()
+	if int(object) >= len(s.ix.objects) {
+		return nil
+	}
+	rs := s.ix.objects[object].set(relation)
+	if rs == nil {
+		return nil
+	}
+	h := rs.bySubject[subjectKey{object: subject, relation: subjectRelation}]
+	if h == nil {
+		return nil
+	}
+	return s.visible(h)
 }
 
 func sortByKey(rels []*Relationship) {
