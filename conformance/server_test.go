@@ -25,6 +25,13 @@ func startServer(t *testing.T) *authzed.Client {
 	if err != nil {
 		t.Fatalf("open bolt store: %v", err)
 	}
+	return startServerOn(t, store)
+}
+
+// startServerOn is startServer on the given store, which the server
+// closes when the test ends.
+func startServerOn(t *testing.T, store graph.Store) *authzed.Client {
+	t.Helper()
 	g, err := graph.Open(store, graph.Options{})
 	if err != nil {
 		t.Fatalf("open graph: %v", err)
