@@ -73,17 +73,19 @@ type node struct {
 }
 
 // memoKey is one resource relation whose membership of the walker's fixed
-// subject is being decided, keyed by the object's handle, so that a lookup
-// hashes two words and no strings.
-type memoKey struct {
-	handle graph.ObjectHandle
-	rel    *schema.Relation
+// subject is being decided: the object's handle in the high 32 bits and the
+// relation's number from relationIDs in the low ones, so that a memo lookup
+// hashes one word and no strings.
+type memoKey uint64
+
+func memoKeyOf(handle graph.ObjectHandle, relation uint32) memoKey {
+	return memoKey(uint64(handle)<<32 | uint64(relation))
 }
 
-// refMemoKey is memoKey for an object without a handle.
+// refMemoKey is the memo key of a node whose object has no handle.
 type refMemoKey struct {
-	ref graph.ObjectRef
-	rel *schema.Relation
+	ref      graph.ObjectRef
+	relation uint32
 }
 
 type memoEntry struct {
@@ -102,16 +104,17 @@ type memoEntry struct {
 // excluded side of an exclusion has no least fixed point, so the walker
 // fails it with ErrMaxDepth.
 type walker struct {
-	schema  *schema.Schema
-	snap    graph.Snapshot
-	limits  Limits
-	subject graph.SubjectRef
+	schema    *schema.Schema
+	relations *relationIDs
+	snap      graph.Snapshot
+	limits    Limits
+	subject   graph.SubjectRef
 	// subjectHandle is the handle of the subject's object, and
-	// wildcardHandle that of the subject type's wildcard object, once
-	// wildcardKnown is set.
+	// wildcardHandle that of the subject type's wildcard object. It is 0
+	// when the subject is itself a wildcard, which matches no other
+	// wildcard.
 	subjectHandle  graph.ObjectHandle
 	wildcardHandle graph.ObjectHandle
-	wildcardKnown  bool
 	context        map[string]any
 	// trusted is server-supplied caveat context that overrides the
 	// request's and the relationship's.
@@ -144,10 +147,14 @@ const maxPooledMemo = 4096
 func newWalker(s *schema.Schema, snap graph.Snapshot, limits Limits, subject graph.SubjectRef, ctx map[string]any) *walker {
 	w := walkerPool.Get().(*walker)
 	w.schema = s
+	w.relations = relationIDsOf(s)
 	w.snap = snap
 	w.limits = limits.withDefaults()
 	w.subject = subject
-	w.subjectHandle = snap.HandleOf(subject.Object())
+	w.subjectHandle, w.wildcardHandle = snap.SubjectHandles(subject)
+	if subject.ID == graph.Wildcard {
+		w.wildcardHandle = 0
+	}
 	w.context = ctx
 	return w
 }
@@ -165,16 +172,6 @@ func (w *walker) release() {
 	walkerPool.Put(w)
 }
 
-// wildcard returns the handle of the subject type's wildcard object, or 0
-// when no relationship has it as subject.
-func (w *walker) wildcard() graph.ObjectHandle {
-	if !w.wildcardKnown {
-		w.wildcardHandle = w.snap.HandleOf(graph.ObjectRef{Type: w.subject.Type, ID: graph.Wildcard})
-		w.wildcardKnown = true
-	}
-	return w.wildcardHandle
-}
-
 func (w *walker) nodeOf(o graph.ObjectRef) node {
 	return node{ref: o, handle: w.snap.HandleOf(o)}
 }
@@ -190,32 +187,32 @@ func (w *walker) isSubject(n node, relation string) bool {
 	return n.ref.Type == w.subject.Type && n.ref.ID == w.subject.ID
 }
 
-func (w *walker) memoGet(n node, rel *schema.Relation) (memoEntry, bool) {
+func (w *walker) memoGet(n node, relation uint32) (memoEntry, bool) {
 	if n.handle != 0 {
-		e, ok := w.memo[memoKey{n.handle, rel}]
+		e, ok := w.memo[memoKeyOf(n.handle, relation)]
 		return e, ok
 	}
-	e, ok := w.refMemo[refMemoKey{n.ref, rel}]
+	e, ok := w.refMemo[refMemoKey{n.ref, relation}]
 	return e, ok
 }
 
-func (w *walker) memoPut(n node, rel *schema.Relation, e memoEntry) {
+func (w *walker) memoPut(n node, relation uint32, e memoEntry) {
 	if n.handle != 0 {
-		w.memo[memoKey{n.handle, rel}] = e
+		w.memo[memoKeyOf(n.handle, relation)] = e
 		return
 	}
 	if w.refMemo == nil {
 		w.refMemo = make(map[refMemoKey]memoEntry)
 	}
-	w.refMemo[refMemoKey{n.ref, rel}] = e
+	w.refMemo[refMemoKey{n.ref, relation}] = e
 }
 
-func (w *walker) memoDelete(n node, rel *schema.Relation) {
+func (w *walker) memoDelete(n node, relation uint32) {
 	if n.handle != 0 {
-		delete(w.memo, memoKey{n.handle, rel})
+		delete(w.memo, memoKeyOf(n.handle, relation))
 		return
 	}
-	delete(w.refMemo, refMemoKey{n.ref, rel})
+	delete(w.refMemo, refMemoKey{n.ref, relation})
 }
 
 // popEdges drops the edges that the call which saw len(w.edges) == start
@@ -251,9 +248,10 @@ func (w *walker) checkNodeAt(n node, relation string, depth int) (outcome, int, 
 	if w.isSubject(n, relation) {
 		return outYes, noCut, nil
 	}
-	rel := w.schema.Relation(n.ref.Type, relation)
-	if rel != nil {
-		if e, ok := w.memoGet(n, rel); ok {
+	numbered, found := w.relations.lookup(n.ref.Type, relation)
+	rel := numbered.rel
+	if found {
+		if e, ok := w.memoGet(n, numbered.id); ok {
 			if e.onStack >= 0 {
 				return outNo, e.onStack, nil
 			}
@@ -264,13 +262,13 @@ func (w *walker) checkNodeAt(n node, relation string, depth int) (outcome, int, 
 		return outNo, noCut, fmt.Errorf("check %s:%s#%s: %w (limit %d)",
 			n.ref.Type, n.ref.ID, relation, ErrMaxDepth, w.limits.MaxDepth)
 	}
-	if rel == nil {
+	if !found {
 		// An arrow may reach an object type without the target relation;
 		// that path grants nothing.
 		return outNo, noCut, nil
 	}
 
-	w.memoPut(n, rel, memoEntry{onStack: depth})
+	w.memoPut(n, numbered.id, memoEntry{onStack: depth})
 	var o outcome
 	var cut int
 	var err error
@@ -280,16 +278,16 @@ func (w *walker) checkNodeAt(n node, relation string, depth int) (outcome, int, 
 		o, cut, err = w.direct(n, relation, depth)
 	}
 	if err != nil {
-		w.memoDelete(n, rel)
+		w.memoDelete(n, numbered.id)
 		return outNo, noCut, err
 	}
 	if cut < depth && o.m != HasPermission {
 		// The outcome leaned on a node above this one that was cut; a later
 		// evaluation may see more, so forget it.
-		w.memoDelete(n, rel)
+		w.memoDelete(n, numbered.id)
 		return o, cut, nil
 	}
-	w.memoPut(n, rel, memoEntry{o: o, onStack: -1})
+	w.memoPut(n, numbered.id, memoEntry{o: o, onStack: -1})
 	return o, noCut, nil
 }
 
@@ -297,7 +295,21 @@ func (w *walker) checkNodeAt(n node, relation string, depth int) (outcome, int, 
 func (w *walker) direct(n node, relation string, depth int) (outcome, int, error) {
 	result := outNo
 	cut := depth + 1
-	if r := w.snap.FindEdge(n.handle, relation, w.subjectHandle, w.subject.Relation); r != nil {
+	start := len(w.edges)
+	// A wildcard relationship grants its relation to every object of the
+	// subject type, and SpiceDB v1.56 matches it whatever the subject
+	// relation: user:* matches user:tom, and group:* matches
+	// group:eng#member.
+	exact, wildcard, edges := w.snap.DirectEdges(w.edges, n.handle, relation,
+		w.subjectHandle, w.subject.Relation, w.wildcardHandle)
+	w.edges = edges
+	end := len(w.edges)
+	defer w.popEdges(start)
+
+	for _, r := range [2]*graph.Relationship{exact, wildcard} {
+		if r == nil {
+			continue
+		}
 		o, err := w.caveatOutcome(r)
 		if err != nil {
 			return outNo, cut, err
@@ -306,25 +318,6 @@ func (w *walker) direct(n node, relation string, depth int) (outcome, int, error
 			return result, cut, nil
 		}
 	}
-	// A wildcard relationship grants its relation to every object of the
-	// subject type, and SpiceDB v1.56 matches it whatever the subject
-	// relation: user:* matches user:tom, and group:* matches
-	// group:eng#member.
-	if w.subject.ID != graph.Wildcard && n.handle != 0 {
-		if r := w.snap.FindEdge(n.handle, relation, w.wildcard(), graph.Ellipsis); r != nil {
-			o, err := w.caveatOutcome(r)
-			if err != nil {
-				return outNo, cut, err
-			}
-			if result = or(result, o); result.m == HasPermission {
-				return result, cut, nil
-			}
-		}
-	}
-	start := len(w.edges)
-	w.edges = w.snap.AppendEdges(w.edges, n.handle, relation, true)
-	end := len(w.edges)
-	defer w.popEdges(start)
 	for i := start; i < end; i++ {
 		e := w.edges[i]
 		r := e.Relationship

@@ -238,6 +238,51 @@ func (s Snapshot) AppendEdges(dst []Edge, object ObjectHandle, relation string, 
 	return dst
 }
 
+// SubjectHandles returns the handle of the subject's object and that of
+// the wildcard object of its type, each 0 when no relationship names it.
+func (s Snapshot) SubjectHandles(subject SubjectRef) (object, wildcard ObjectHandle) {
+	s.ix.mu.RLock()
+	defer s.ix.mu.RUnlock()
+	return s.ix.handles[subject.Object()], s.ix.handles[ObjectRef{Type: subject.Type, ID: Wildcard}]
+}
+
+// DirectEdges reads, under one lock, what a check of object#relation for
+// subject#subjectRelation needs: the relationship with that subject, the
+// one with the wildcard object (when wildcard is not 0), and, appended to
+// dst, the relationships whose subject has a relation. Each relationship
+// is nil when it is not visible in the snapshot.
+func (s Snapshot) DirectEdges(dst []Edge, object ObjectHandle, relation string, subject ObjectHandle, subjectRelation string, wildcard ObjectHandle) (exact, wildcardMatch *Relationship, edges []Edge) {
+	if object == 0 {
+		return nil, nil, dst
+	}
+	s.ix.mu.RLock()
+	defer s.ix.mu.RUnlock()
+	if int(object) >= len(s.ix.objects) {
+		return nil, nil, dst
+	}
+	rs := s.ix.objects[object].set(relation)
+	if rs == nil {
+		return nil, nil, dst
+	}
+	if subject != 0 {
+		if h := rs.bySubject[subjectKey{object: subject, relation: subjectRelation}]; h != nil {
+			exact = s.visible(h)
+		}
+	}
+	if wildcard != 0 {
+		if h := rs.bySubject[subjectKey{object: wildcard}]; h != nil {
+			wildcardMatch = s.visible(h)
+		}
+	}
+	for i := range rs.subjectSets {
+		e := &rs.subjectSets[i]
+		if r := s.visible(e.hist); r != nil {
+			dst = append(dst, Edge{Relationship: r, Subject: e.object})
+		}
+	}
+	return exact, wildcardMatch, dst
+}
+
 // FindEdge returns the relationship object#relation@subject#subjectRelation
 // that is visible in the snapshot, or nil. It is Find with handles.
 func (s Snapshot) FindEdge(object ObjectHandle, relation string, subject ObjectHandle, subjectRelation string) *Relationship {
