@@ -53,10 +53,15 @@ func (h *TreeHead) Verify(pub ed25519.PublicKey) error {
 	return nil
 }
 
-// Options configures a Log. The zero value batches up to 512 records.
+// Options configures a Log. The zero value batches up to 512 records and
+// waits up to 1ms for a batch to fill.
 type Options struct {
 	// MaxBatch bounds the records one group commit writes.
 	MaxBatch int
+	// MaxCommitDelay bounds how long the writer waits for a batch to grow
+	// back to the size of the previous one before it commits. Zero means
+	// 1ms, and a negative value turns the wait off.
+	MaxCommitDelay time.Duration
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
 }
@@ -115,6 +120,9 @@ var ErrInconsistent = errors.New("audit log is inconsistent with its signed tree
 func Open(dir string, opts Options) (*Log, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 512
+	}
+	if opts.MaxCommitDelay == 0 {
+		opts.MaxCommitDelay = time.Millisecond
 	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
@@ -283,8 +291,21 @@ func (l *Log) Close() error {
 	return l.db.Close()
 }
 
+// writer commits batches until Close.
+//
+// Callers that append in a loop split into two groups: while one group's
+// batch is being committed, the other queues up, so each caller waits for
+// two commits. To merge the groups, the writer expects the callers it
+// just released to come back, next to those already queued when the
+// commit ended, and waits for them up to MaxCommitDelay, and never
+// longer than the last commit took. A lone caller never waits, because
+// no other request is queued when its commit ends.
 func (l *Log) writer() {
 	defer l.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var expected int
+	var lastCommit time.Duration
 	for {
 		var batch []*appendRequest
 		select {
@@ -294,17 +315,46 @@ func (l *Log) writer() {
 			l.drain()
 			return
 		}
-	fill:
-		for len(batch) < l.opts.MaxBatch {
-			select {
-			case req := <-l.requests:
-				batch = append(batch, req)
-			default:
-				break fill
-			}
+		batch = l.fill(batch)
+		if delay := min(l.opts.MaxCommitDelay, lastCommit); len(batch) < expected && delay > 0 {
+			batch = l.fillUntil(batch, expected, timer, delay)
 		}
+		start := time.Now()
 		l.commit(batch)
+		lastCommit = time.Since(start)
+		expected = len(batch) + len(l.requests)
 	}
+}
+
+// fill adds the requests already queued to batch, up to MaxBatch.
+func (l *Log) fill(batch []*appendRequest) []*appendRequest {
+	for len(batch) < l.opts.MaxBatch {
+		select {
+		case req := <-l.requests:
+			batch = append(batch, req)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// fillUntil adds requests to batch as they arrive, until it holds target
+// requests, delay has passed or the log is closing.
+func (l *Log) fillUntil(batch []*appendRequest, target int, timer *time.Timer, delay time.Duration) []*appendRequest {
+	timer.Reset(delay)
+	defer timer.Stop()
+	for len(batch) < min(target, l.opts.MaxBatch) {
+		select {
+		case req := <-l.requests:
+			batch = append(batch, req)
+		case <-timer.C:
+			return batch
+		case <-l.done:
+			return batch
+		}
+	}
+	return batch
 }
 
 // drain writes what is still queued at Close.
@@ -335,6 +385,19 @@ func (l *Log) commit(batch []*appendRequest) {
 	var head TreeHead
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		records, leaves := tx.Bucket(bucketRecords), tx.Bucket(bucketLeaves)
+		// Keys only grow, so the batch overwrites nothing when the last
+		// stored keys are below the first new one. Open checked that they
+		// are, and this catches a file changed while the log is open.
+		for _, b := range []*bolt.Bucket{records, leaves} {
+			if last, _ := b.Cursor().Last(); last != nil && binary.BigEndian.Uint64(last) >= tree.size {
+				return fmt.Errorf("%w: record %d is already stored", ErrInconsistent, tree.size)
+			}
+		}
+		// Keys are appended in increasing order, so a page that splits
+		// when full never takes a key again: splitting at bbolt's default
+		// of half full would leave every page half empty.
+		records.FillPercent, leaves.FillPercent = 1, 1
+		keys := make([]byte, 0, 8*len(batch))
 		for _, req := range batch {
 			req.rec.Seq = tree.size
 			data, err := req.rec.encode()
@@ -342,10 +405,8 @@ func (l *Log) commit(batch []*appendRequest) {
 				return err
 			}
 			leaf := LeafHash(data)
-			key := binary.BigEndian.AppendUint64(nil, tree.size)
-			if records.Get(key) != nil || leaves.Get(key) != nil {
-				return fmt.Errorf("%w: record %d is already stored", ErrInconsistent, tree.size)
-			}
+			keys = binary.BigEndian.AppendUint64(keys, tree.size)
+			key := keys[len(keys)-8:]
 			if err := records.Put(key, data); err != nil {
 				return err
 			}
@@ -360,7 +421,9 @@ func (l *Log) commit(batch []*appendRequest) {
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(bucketHeads).Put(binary.BigEndian.AppendUint64(nil, head.Size), data)
+		heads := tx.Bucket(bucketHeads)
+		heads.FillPercent = 1
+		return heads.Put(binary.BigEndian.AppendUint64(nil, head.Size), data)
 	})
 	if err == nil {
 		l.mu.Lock()

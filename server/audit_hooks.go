@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -26,8 +27,7 @@ func (s *Server) newRecord(ctx context.Context, kind string, v view) *audit.Reco
 		RequestID: requestID(ctx),
 	}
 	if v.snap.SchemaText != "" {
-		sum := sha256.Sum256([]byte(v.snap.SchemaText))
-		rec.SchemaHash = hex.EncodeToString(sum[:8])
+		rec.SchemaHash = schemaHash(v.snap.SchemaText)
 	}
 	if p.AgentID != "" {
 		if a, err := identity.Get(v.snap, p.AgentID); err == nil {
@@ -35,6 +35,27 @@ func (s *Server) newRecord(ctx context.Context, kind string, v view) *audit.Reco
 		}
 	}
 	return rec
+}
+
+// schemaHashEntry is a schema text with its short hash.
+type schemaHashEntry struct {
+	text, hash string
+}
+
+// lastSchemaHash caches the hash of the schema text seen last, because
+// every decision record carries it and the schema rarely changes.
+var lastSchemaHash atomic.Pointer[schemaHashEntry]
+
+// schemaHash returns the first 8 bytes of the SHA-256 of a schema text,
+// in hex.
+func schemaHash(text string) string {
+	if e := lastSchemaHash.Load(); e != nil && e.text == text {
+		return e.hash
+	}
+	sum := sha256.Sum256([]byte(text))
+	e := &schemaHashEntry{text: text, hash: hex.EncodeToString(sum[:8])}
+	lastSchemaHash.Store(e)
+	return e.hash
 }
 
 // requestID returns the caller's x-request-id, or a new random id.
