@@ -8,6 +8,7 @@ import (
 	caveattypes "github.com/authzed/spicedb/pkg/caveats/types"
 
 	"github.com/mandate-iam/mandate/graph"
+	"github.com/mandate-iam/mandate/schema"
 )
 
 // CaveatError reports a caveat that could not be evaluated, such as a
@@ -40,11 +41,33 @@ func (w *walker) caveatOutcome(r *graph.Relationship) (outcome, error) {
 	if c == nil {
 		return outNo, &CaveatError{Caveat: r.Caveat, Err: errors.New("caveat is not defined in the schema")}
 	}
-	merged := make(map[string]any, len(w.context)+len(r.CaveatContext))
+	if len(r.CaveatContext) > 0 {
+		return w.evaluateCaveat(c, r.CaveatContext), nil
+	}
+	// Without context of its own, a relationship's caveat is evaluated with
+	// only the walker's fixed request and trusted context, so every such
+	// relationship with the same caveat has the same outcome. SpiceDB
+	// v1.56.2's EvaluateCaveatWithConfig builds a CEL program on every
+	// call, so the walker evaluates each caveat once.
+	if o, ok := w.caveatOutcomes[c]; ok {
+		return o, nil
+	}
+	o := w.evaluateCaveat(c, nil)
+	if w.caveatOutcomes == nil {
+		w.caveatOutcomes = make(map[*schema.Caveat]outcome)
+	}
+	w.caveatOutcomes[c] = o
+	return o, nil
+}
+
+// evaluateCaveat evaluates c with the request's context, overridden by
+// relationshipContext, overridden by the trusted context.
+func (w *walker) evaluateCaveat(c *schema.Caveat, relationshipContext map[string]any) outcome {
+	merged := make(map[string]any, len(w.context)+len(relationshipContext)+len(w.trusted))
 	for k, v := range w.context {
 		merged[k] = v
 	}
-	for k, v := range r.CaveatContext {
+	for k, v := range relationshipContext {
 		merged[k] = v
 	}
 	for k, v := range w.trusted {
@@ -53,19 +76,19 @@ func (w *walker) caveatOutcome(r *graph.Relationship) (outcome, error) {
 	params, err := caveats.ConvertContextToParameters(caveattypes.Default.TypeSet, merged,
 		c.ParameterTypes, caveats.SkipUnknownParameters)
 	if err != nil {
-		return failedCaveat(&CaveatError{Caveat: r.Caveat, Err: err}), nil
+		return failedCaveat(&CaveatError{Caveat: c.Name, Err: err})
 	}
 	res, err := caveats.EvaluateCaveatWithConfig(c.Compiled, params,
 		&caveats.EvaluationConfig{MaxCost: w.limits.MaxCaveatCost})
 	if err != nil {
-		return failedCaveat(&CaveatError{Caveat: r.Caveat, Err: err}), nil
+		return failedCaveat(&CaveatError{Caveat: c.Name, Err: err})
 	}
 	if res.IsPartial() {
 		missing, _ := res.MissingVarNames()
-		return conditional(missing), nil
+		return conditional(missing)
 	}
 	if res.Value() {
-		return outYes, nil
+		return outYes
 	}
-	return outNo, nil
+	return outNo
 }

@@ -119,7 +119,10 @@ type walker struct {
 	// trusted is server-supplied caveat context that overrides the
 	// request's and the relationship's.
 	trusted map[string]any
-	memo    map[memoKey]memoEntry
+	// caveatOutcomes holds the outcome of each caveat evaluated for a
+	// relationship without caveat context, made on first use.
+	caveatOutcomes map[*schema.Caveat]outcome
+	memo           map[memoKey]memoEntry
 	// refMemo holds the nodes whose object has no handle. It is rarely
 	// used, so it is made on first use.
 	refMemo map[refMemoKey]memoEntry
