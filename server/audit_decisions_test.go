@@ -505,3 +505,52 @@ func TestAuditQueryNeedsAdmin(t *testing.T) {
 		t.Errorf("QueryRecords as agent:bot: got %v, want PermissionDenied", err)
 	}
 }
+
+// TestAuditGeneratedRequestIDShared sends requests without x-request-id
+// that each produce several records: the records of one request must
+// share the id the server generated, and two requests must differ.
+func TestAuditGeneratedRequestIDShared(t *testing.T) {
+	sc := startAuditScenario(t)
+	bot := sc.as(t, "bot").v1
+	bulk := &v1.CheckBulkPermissionsRequest{Consistency: fullyConsistent()}
+	for _, resource := range []string{"dataset:logs", "dataset:secret", "dataset:q3"} {
+		bulk.Items = append(bulk.Items, &v1.CheckBulkPermissionsRequestItem{
+			Resource: objectRefOfString(t, resource), Permission: "read", Subject: subjectRef(t, "agent:bot"),
+		})
+	}
+	for range 2 {
+		if _, err := bot.CheckBulkPermissions(testContext(t), bulk); err != nil {
+			t.Fatalf("CheckBulkPermissions: %v", err)
+		}
+	}
+	if _, err := sc.reviews.RevokeRights(testContext(t), &mandatev1.RevokeRightsRequest{
+		Ids: []string{"dataset:logs#reader@agent:bot", "folder:reports#reader@agent:bot"},
+	}); err != nil {
+		t.Fatalf("RevokeRights: %v", err)
+	}
+
+	checks := sc.query(t, &mandatev1.QueryRecordsRequest{Kind: "check", Agent: "bot"})
+	if len(checks) != 6 {
+		t.Fatalf("two bulk checks of 3 items have %d records, want 6", len(checks))
+	}
+	first, second := checks[0].GetRequestId(), checks[3].GetRequestId()
+	if first == "" || first == second {
+		t.Errorf("the two bulk checks have request ids %q and %q, want two different ids", first, second)
+	}
+	for i, rec := range checks {
+		want := first
+		if i >= 3 {
+			want = second
+		}
+		if rec.GetRequestId() != want {
+			t.Errorf("bulk record %d has request id %q, want %q like the other items of its request", i, rec.GetRequestId(), want)
+		}
+	}
+	revocations := sc.query(t, &mandatev1.QueryRecordsRequest{Kind: "review"})
+	if len(revocations) != 2 {
+		t.Fatalf("RevokeRights of 2 rights has %d records, want 2", len(revocations))
+	}
+	if a, b := revocations[0].GetRequestId(), revocations[1].GetRequestId(); a == "" || a != b {
+		t.Errorf("the revocations of one request have request ids %q and %q, want one id", a, b)
+	}
+}

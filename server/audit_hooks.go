@@ -78,6 +78,11 @@ func (s *Server) recordDecisions(ctx context.Context, recs ...*audit.Record) err
 	if s.cfg.Audit == nil || len(recs) == 0 {
 		return nil
 	}
+	// Each record drew its own random id when the caller sent no
+	// x-request-id, and the records of one request must share one.
+	for _, rec := range recs[1:] {
+		rec.RequestID = recs[0].RequestID
+	}
 	var err error
 	if len(recs) == 1 {
 		err = s.cfg.Audit.Append(ctx, recs[0])

@@ -88,8 +88,14 @@ func (rs *reviewService) RevokeRights(ctx context.Context, req *mandatev1.Revoke
 	if err != nil {
 		return nil, err
 	}
+	requestID := ""
 	for _, id := range revoked {
 		rec := rs.s.eventRecord(ctx, audit.KindReview, uint64(rev))
+		// The records of one request share the request id of the first.
+		if requestID == "" {
+			requestID = rec.RequestID
+		}
+		rec.RequestID = requestID
 		rec.Detail = map[string]string{"action": "revoke right", "right": id}
 		rs.s.recordEvent(ctx, rec)
 	}
