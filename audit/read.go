@@ -111,6 +111,41 @@ func (l *Log) RawRecords(fn func(seq uint64, data []byte, leaf Hash) error) erro
 	})
 }
 
+// RawRecordsPage calls fn with the bytes and stored leaf hash of up to max
+// records from sequence number from on, in order, and returns the
+// sequence number after the last one (from when there was none). The
+// bytes are copies, so fn may keep them, and fn runs after the read
+// transaction has ended.
+func (l *Log) RawRecordsPage(from uint64, max int, fn func(seq uint64, data []byte, leaf Hash) error) (uint64, error) {
+	type raw struct {
+		seq  uint64
+		data []byte
+		leaf Hash
+	}
+	var page []raw
+	err := l.db.View(func(tx *bolt.Tx) error {
+		leaves := tx.Bucket(bucketLeaves)
+		c := tx.Bucket(bucketRecords).Cursor()
+		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, from)); k != nil && len(page) < max; k, v = c.Next() {
+			r := raw{seq: binary.BigEndian.Uint64(k), data: append([]byte(nil), v...)}
+			copy(r.leaf[:], leaves.Get(k))
+			page = append(page, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return from, err
+	}
+	next := from
+	for _, r := range page {
+		if err := fn(r.seq, r.data, r.leaf); err != nil {
+			return next, err
+		}
+		next = r.seq + 1
+	}
+	return next, nil
+}
+
 // Heads returns every stored tree head, by size.
 func (l *Log) Heads() ([]TreeHead, error) {
 	var out []TreeHead

@@ -62,25 +62,30 @@ func (as *auditService) QueryRecords(req *mandatev1.QueryRecordsRequest, stream 
 	return sendErr
 }
 
+// exportPageSize is how many records ExportRaw reads in one bbolt read
+// transaction, so memory stays bounded and no transaction stays open
+// while a slow client reads the stream.
+const exportPageSize = 1000
+
 func (as *auditService) ExportRaw(_ *mandatev1.ExportRawRequest, stream grpc.ServerStreamingServer[mandatev1.RawRecord]) error {
 	l, err := as.log(stream.Context())
 	if err != nil {
 		return err
 	}
-	var batch []*mandatev1.RawRecord
-	err = l.RawRecords(func(seq uint64, data []byte, leaf audit.Hash) error {
-		batch = append(batch, &mandatev1.RawRecord{Seq: seq, Data: append([]byte(nil), data...), LeafHash: append([]byte(nil), leaf[:]...)})
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, r := range batch {
-		if err := stream.Send(r); err != nil {
+	for from := uint64(0); ; {
+		sent := 0
+		next, err := l.RawRecordsPage(from, exportPageSize, func(seq uint64, data []byte, leaf audit.Hash) error {
+			sent++
+			return stream.Send(&mandatev1.RawRecord{Seq: seq, Data: data, LeafHash: append([]byte(nil), leaf[:]...)})
+		})
+		if err != nil {
 			return err
 		}
+		if sent < exportPageSize {
+			return nil
+		}
+		from = next
 	}
-	return nil
 }
 
 func headToProto(h audit.TreeHead) *mandatev1.TreeHead {
