@@ -23,41 +23,52 @@ import (
 )
 
 var (
-	differentialSeeds = flag.Int("differential.seeds", 100,
-		"number of random schemas that TestDifferentialCheck compares (15 with -short)")
+	differentialCases = flag.Int("differential.cases", 100,
+		"number of random cases that TestDifferential compares, each a schema with relationships, its checks and lookups (15 with -short)")
 	differentialFirstSeed = flag.Uint64("differential.seed", 1,
-		"first seed of TestDifferentialCheck; rerun one failing seed with -differential.seed=N -differential.seeds=1")
+		"seed of TestDifferential's first case; rerun one failing case with -differential.seed=N -differential.cases=1")
 )
 
 // maxMismatchesPerSeed bounds the mismatches reported for one random
 // schema, because one engine bug usually shows up in many checks.
 const maxMismatchesPerSeed = 3
 
-// TestDifferentialCheck compares engine.Check with the CheckPermission of
-// SpiceDB's development server on random schemas and relationships. The
-// schemas use every operator, wildcards, subject relations, arrows with
-// .any() and .all(), caveats and expiration.
+// TestDifferential compares Mandate with SpiceDB's development server on
+// random schemas and relationships. Each case compares every check with
+// SpiceDB's CheckPermission, and differentialLookupsPerCase random
+// LookupResources and LookupSubjects queries with SpiceDB's and with
+// Mandate's own checks. The schemas use every operator, wildcards, subject
+// relations, arrows with .any() and .all(), caveats and expiration.
 //
 // The generated data has no cycles, because SpiceDB's result on a cycle
 // is its max depth error where Mandate cuts the cycle. A check that
 // SpiceDB still fails with that error is counted and not compared.
-func TestDifferentialCheck(t *testing.T) {
-	seeds := *differentialSeeds
+//
+// For a long run, start it with low priority and a longer timeout, such
+// as: nice -n 19 go test ./conformance -run '^TestDifferential$'
+// -differential.cases=100000 -timeout 24h
+func TestDifferential(t *testing.T) {
+	cases := *differentialCases
 	if testing.Short() {
-		seeds = min(seeds, 15)
+		cases = min(cases, 15)
 	}
+	start := time.Now()
 	total := newDifferentialStats()
-	for seed := *differentialFirstSeed; seed < *differentialFirstSeed+uint64(seeds); seed++ {
+	lookups := lookupStats{}
+	for seed := *differentialFirstSeed; seed < *differentialFirstSeed+uint64(cases); seed++ {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
-			stats := runDifferentialSeed(t, seed)
+			stats, lookupStats := runDifferentialSeed(t, seed)
 			total.add(stats)
+			lookups.add(lookupStats)
 		})
 	}
-	t.Logf("%d random schemas, %d rejected by both SpiceDB and Mandate", seeds, total.rejectedSchemas)
+	t.Logf("%d random cases from seed %d in %v, %d schemas rejected by both SpiceDB and Mandate",
+		cases, *differentialFirstSeed, time.Since(start).Round(time.Second), total.rejectedSchemas)
 	logStats(t, total)
+	logLookupStats(t, lookups)
 }
 
-func runDifferentialSeed(t *testing.T, seed uint64) differentialStats {
+func runDifferentialSeed(t *testing.T, seed uint64) (differentialStats, lookupStats) {
 	stats := newDifferentialStats()
 	g := newScenarioGenerator(seed)
 	sc := g.scenario()
@@ -81,7 +92,7 @@ func runDifferentialSeed(t *testing.T, seed uint64) differentialStats {
 		}
 		t.Logf("SpiceDB and Mandate reject the schema: %v", devErrs.GetInputErrors())
 		stats.rejectedSchemas++
-		return stats
+		return stats, lookupStats{}
 	}
 	defer spicedb.Dispose()
 	if compileErr != nil {
@@ -109,11 +120,12 @@ func runDifferentialSeed(t *testing.T, seed uint64) differentialStats {
 			break
 		}
 	}
-	if mismatches > 0 {
-		t.Logf("reproduce with -run 'TestDifferentialCheck/seed%d$' -differential.seed=%d\nschema:\n%s\nrelationships:\n%s",
+	lookups := compareScenarioLookups(t, seed, sc, compiled, cmp.client)
+	if t.Failed() {
+		t.Logf("reproduce with -run 'TestDifferential/seed%d$' -differential.seed=%d\nschema:\n%s\nrelationships:\n%s",
 			seed, seed, sc.schema, strings.Join(sc.relationships, "\n"))
 	}
-	return stats
+	return stats, lookups
 }
 
 // schemaRejected reports whether SpiceDB's errors are about the schema
@@ -357,6 +369,18 @@ func (g *scenarioGenerator) definitions() []definitionDef {
 	return []definitionDef{user, group, folder, doc}
 }
 
+// scenarioSubjects are the subjects of every check of a random case. No
+// relationship names user:u4.
+var scenarioSubjects = []graph.SubjectRef{
+	{Type: "user", ID: "u1"},
+	{Type: "user", ID: "u2"},
+	{Type: "user", ID: "u3"},
+	{Type: "user", ID: "u4"},
+	{Type: "group", ID: "g1", Relation: "member"},
+	{Type: "group", ID: "g2", Relation: "access"},
+	{Type: "group", ID: "g1"},
+}
+
 func (g *scenarioGenerator) scenario() scenario {
 	defs := g.definitions()
 	var b strings.Builder
@@ -398,19 +422,10 @@ func (g *scenarioGenerator) scenario() scenario {
 		}
 	}
 
-	subjects := []graph.SubjectRef{
-		{Type: "user", ID: "u1"},
-		{Type: "user", ID: "u2"},
-		{Type: "user", ID: "u3"},
-		{Type: "user", ID: "u4"},
-		{Type: "group", ID: "g1", Relation: "member"},
-		{Type: "group", ID: "g2", Relation: "access"},
-		{Type: "group", ID: "g1"},
-	}
 	for _, d := range defs {
 		for _, id := range objectIDs[d.name] {
 			for _, r := range d.relations {
-				for _, subject := range subjects {
+				for _, subject := range scenarioSubjects {
 					checkContext := checkContexts[g.rand.IntN(len(checkContexts))]
 					sc.checks = append(sc.checks, checkCase{
 						resource:   graph.ObjectRef{Type: d.name, ID: id},
