@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/protobuf/proto"
@@ -19,6 +20,12 @@ type lookupCursor struct {
 	Revision graph.Revision `json:"r"`
 	Query    string         `json:"q"`
 	After    string         `json:"a"`
+	// Sum is a checksum of the other fields, so that a cursor edited or
+	// damaged in transit is rejected. It has no key, so it does not stop a
+	// client that recomputes it. Such a client can only move its own
+	// position within the same query, or pick another retained revision,
+	// which at_exact_snapshot allows anyway.
+	Sum string `json:"s"`
 }
 
 // queryDigest hashes a request with its cursor, limit and consistency
@@ -29,22 +36,49 @@ func queryDigest(m proto.Message) string {
 	return hex.EncodeToString(sum[:8])
 }
 
+func (c lookupCursor) checksum() string {
+	h := sha256.New()
+	h.Write([]byte(strconv.FormatUint(uint64(c.Revision), 10)))
+	for _, field := range []string{c.Query, c.After} {
+		h.Write([]byte{0})
+		h.Write([]byte(field))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
 func encodeLookupCursor(c lookupCursor) *v1.Cursor {
+	c.Sum = c.checksum()
 	b, _ := json.Marshal(c)
 	return &v1.Cursor{Token: base64.RawURLEncoding.EncodeToString(b)}
 }
 
+// maxQuotedCursor is the longest part of a cursor token that an error
+// message quotes.
+const maxQuotedCursor = 64
+
+// quoteCursor quotes a cursor token for an error message, cut to
+// maxQuotedCursor bytes.
+func quoteCursor(c *v1.Cursor) string {
+	t := c.GetToken()
+	if len(t) > maxQuotedCursor {
+		return strconv.Quote(t[:maxQuotedCursor]) + "..."
+	}
+	return strconv.Quote(t)
+}
+
+// decodeLookupCursor returns the position in c, or an InvalidArgument
+// error that quotes it when c is not a cursor of the query with digest.
 func decodeLookupCursor(c *v1.Cursor, digest string) (lookupCursor, error) {
 	var out lookupCursor
 	b, err := base64.RawURLEncoding.DecodeString(c.GetToken())
 	if err == nil {
 		err = json.Unmarshal(b, &out)
 	}
-	if err != nil || out.After == "" {
-		return lookupCursor{}, invalidArgument("invalid cursor %q: not a cursor issued by this lookup", c.GetToken())
+	if err != nil || out.After == "" || out.Sum != out.checksum() {
+		return lookupCursor{}, invalidArgument("invalid cursor %s: not a cursor issued by this lookup", quoteCursor(c))
 	}
 	if out.Query != digest {
-		return lookupCursor{}, invalidArgument("invalid cursor %q: it was issued for a different request", c.GetToken())
+		return lookupCursor{}, invalidArgument("invalid cursor %s: it was issued for a different request", quoteCursor(c))
 	}
 	return out, nil
 }

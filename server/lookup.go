@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -21,7 +22,10 @@ func lookupPermissionship(m engine.Membership) v1.LookupPermissionship {
 }
 
 // pagedView returns the view a lookup page reads: the cursor's revision
-// when a cursor is given, otherwise the one the consistency asks for.
+// when a cursor is given, otherwise the one the consistency asks for. A
+// cursor whose revision was garbage-collected fails with
+// FailedPrecondition, and one whose revision this datastore never reached
+// with InvalidArgument.
 func (s *Server) pagedView(ctx context.Context, c *v1.Consistency, cursor *v1.Cursor, digest string) (view, string, error) {
 	v, err := s.viewFor(ctx, c)
 	if err != nil || cursor == nil {
@@ -31,7 +35,18 @@ func (s *Server) pagedView(ctx context.Context, c *v1.Consistency, cursor *v1.Cu
 	if err != nil {
 		return view{}, "", err
 	}
+	if err := s.graph.WaitForRevision(ctx, cur.Revision); err != nil {
+		if errors.Is(err, graph.ErrRevisionUnavailable) {
+			return view{}, "", invalidArgument("invalid cursor %s: revision %d was not issued by this datastore: %v",
+				quoteCursor(cursor), cur.Revision, err)
+		}
+		return view{}, "", freshnessError(cur.Revision, err)
+	}
 	if v.snap, err = s.graph.Snapshot(cur.Revision, v.snap.Now); err != nil {
+		if errors.Is(err, graph.ErrRevisionUnavailable) {
+			return view{}, "", failedPrecondition("cursor %s is for revision %d, which is no longer retained: %v; restart the lookup without a cursor",
+				quoteCursor(cursor), cur.Revision, err)
+		}
 		return view{}, "", err
 	}
 	if v.schema, err = s.schemas.get(ctx, v.snap.SchemaText); err != nil {
