@@ -68,9 +68,11 @@ func quoteCursor(c *v1.Cursor) string {
 
 // decodeLookupCursor returns the position in c, or an InvalidArgument
 // error that quotes it when c is not a cursor of the query with digest.
+// Like decodeToken, it accepts only the base64 that encodeLookupCursor
+// produces.
 func decodeLookupCursor(c *v1.Cursor, digest string) (lookupCursor, error) {
 	var out lookupCursor
-	b, err := base64.RawURLEncoding.DecodeString(c.GetToken())
+	b, err := base64.RawURLEncoding.Strict().DecodeString(c.GetToken())
 	if err == nil {
 		err = json.Unmarshal(b, &out)
 	}

@@ -20,9 +20,11 @@ func encodeToken(rev graph.Revision) *v1.ZedToken {
 }
 
 // decodeToken returns the revision in a ZedToken, or an InvalidArgument
-// error that quotes the token.
+// error that quotes the token. It accepts only the encoding that
+// encodeToken produces, so each revision has one token: strict base64
+// rejects an encoding whose unused trailing bits are not zero.
 func decodeToken(t *v1.ZedToken) (graph.Revision, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(t.GetToken())
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(t.GetToken())
 	if err != nil {
 		return 0, invalidArgument("invalid zedtoken %q: not a token issued by Mandate", t.GetToken())
 	}
