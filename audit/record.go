@@ -15,6 +15,9 @@ const (
 	KindDelegation      = "delegation"
 	KindLifecycle       = "lifecycle"
 	KindReview          = "review"
+	// KindRefused is a call refused because its caller failed
+	// authentication or lacked the right to make it.
+	KindRefused = "refused"
 )
 
 // Record is one decision or event.

@@ -26,6 +26,13 @@ const DefaultAudience = "mandate"
 // accepts.
 const MaxTokenLifetime = 15 * time.Minute
 
+// maxTokenIDLength bounds the jti claim, which the replay cache keeps
+// until the token expires.
+const maxTokenIDLength = 128
+
+// maxTokenLength bounds a whole token before it is parsed.
+const maxTokenLength = 4096
+
 // clockSkew is how far issued-at may lie in the future, and expiry in the
 // past, to allow for clocks that disagree.
 const clockSkew = 30 * time.Second
@@ -60,8 +67,8 @@ func SignToken(key ed25519.PrivateKey, agentID, audience string, now time.Time, 
 
 // Verifier checks agent tokens. It is safe for concurrent use.
 //
-// NOTE: the replay cache lives in this process, so with several nodes a
-// token could be used once on each node within its lifetime.
+// NOTE: the replay cache lives in this process, so with several nodes, or
+// across a restart, a token could be used again within its lifetime.
 type Verifier struct {
 	audience string
 	clock    func() time.Time
@@ -91,6 +98,9 @@ func (v *Verifier) Verify(token string, lookup func(id string) (*Agent, error)) 
 	refuse := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrUnauthenticated, fmt.Sprintf(format, args...))
 	}
+	if len(token) > maxTokenLength {
+		return nil, refuse("token is %d bytes long; the maximum is %d", len(token), maxTokenLength)
+	}
 	parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil {
 		return nil, refuse("malformed token: %v", err)
@@ -114,6 +124,9 @@ func (v *Verifier) Verify(token string, lookup func(id string) (*Agent, error)) 
 		return nil, refuse("signature does not verify with the key registered for agent %q", agent.ID)
 	}
 	now := v.clock()
+	if len(claims.ID) > maxTokenIDLength {
+		return nil, refuse("jti is %d bytes long; the maximum is %d", len(claims.ID), maxTokenIDLength)
+	}
 	if claims.IssuedAt == nil || claims.Expiry == nil || claims.ID == "" {
 		return nil, refuse("token must carry iat, exp and jti")
 	}

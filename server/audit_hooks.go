@@ -142,7 +142,9 @@ func (s *Server) recordEvent(ctx context.Context, rec *audit.Record) {
 	if s.cfg.Audit == nil {
 		return
 	}
-	if err := s.cfg.Audit.Append(ctx, rec); err != nil {
+	// The change is committed whether or not the client still waits, so
+	// its record must not be dropped when the client goes away.
+	if err := s.cfg.Audit.Append(context.WithoutCancel(ctx), rec); err != nil {
 		s.log.Error().Err(err).Str("kind", rec.Kind).Str("request_id", rec.RequestID).
 			Msg("audit log write failed for a committed change")
 	}
@@ -155,4 +157,24 @@ func (s *Server) eventRecord(ctx context.Context, kind string, rev uint64) *audi
 	rec.Revision = rev
 	rec.Result = "ok"
 	return rec
+}
+
+// recordRefusal audits a call refused for its caller: one that failed
+// authentication, or asked for something its principal may not do.
+func (s *Server) recordRefusal(ctx context.Context, method string, err error) {
+	if s.cfg.Audit == nil || err == nil {
+		return
+	}
+	code := status.Code(toStatus(err))
+	if code != codes.Unauthenticated && code != codes.PermissionDenied {
+		return
+	}
+	rec := s.newRecord(ctx, audit.KindRefused, view{snap: s.graph.HeadSnapshot(s.cfg.Clock())})
+	if code == codes.Unauthenticated {
+		rec.Principal = "unauthenticated"
+	}
+	rec.Result = code.String()
+	rec.Why = status.Convert(toStatus(err)).Message()
+	rec.Detail = map[string]string{"method": method}
+	s.recordEvent(ctx, rec)
 }

@@ -40,6 +40,9 @@ func (ps *permissionsService) ImportBulkRelationships(stream grpc.ClientStreamin
 			return err
 		}
 		for _, r := range req.GetRelationships() {
+			if err := checkTimestamp("expiration of "+describeProtoRelationship(r), r.GetOptionalExpiresAt()); err != nil {
+				return err
+			}
 			rel := relationshipFromProto(r)
 			if err := rejectCoreWrite(ctx, rel.ResourceType); err != nil {
 				return err

@@ -112,21 +112,31 @@ func (c *schemaCache) get(ctx context.Context, text string) (*schema.Schema, err
 		return s, nil
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s, ok := c.compiled[text]; ok {
+	s, ok := c.compiled[text]
+	c.mu.Unlock()
+	if ok {
 		c.last.Store(s)
 		return s, nil
 	}
+	// Compiling a large schema takes seconds, so it runs without the lock;
+	// two requests may compile the same text at once.
 	s, err := schema.Compile(ctx, text)
 	if err != nil {
 		return nil, err
 	}
+	c.put(s)
+	return s, nil
+}
+
+// put adds a compiled schema, such as one WriteSchema just compiled.
+func (c *schemaCache) put(s *schema.Schema) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.compiled == nil || len(c.compiled) >= schemaCacheSize {
 		c.compiled = make(map[string]*schema.Schema)
 	}
-	c.compiled[text] = s
+	c.compiled[s.Text] = s
 	c.last.Store(s)
-	return s, nil
 }
 
 // sameString reports whether a and b share their bytes, which implies that

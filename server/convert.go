@@ -105,3 +105,23 @@ func contextMap(s *structpb.Struct) map[string]any {
 	}
 	return s.AsMap()
 }
+
+// checkTimestamp rejects a timestamp that protobuf considers invalid
+// (out of the years 1 to 9999, or nanoseconds out of range) or that lies
+// before 1970: the zero time would otherwise read as "never expires".
+func checkTimestamp(what string, ts *timestamppb.Timestamp) error {
+	if ts == nil {
+		return nil
+	}
+	if err := ts.CheckValid(); err != nil {
+		return invalidArgument("%s: invalid timestamp: %v", what, err)
+	}
+	if ts.GetSeconds() < 0 {
+		return invalidArgument("%s: timestamp %s is before 1970", what, ts.AsTime().UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func describeProtoRelationship(r *v1.Relationship) string {
+	return relationshipFromProto(r).Key.String()
+}

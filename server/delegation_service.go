@@ -133,6 +133,9 @@ func (ds *delegationService) Delegate(ctx context.Context, req *mandatev1.Delega
 		ID: req.GetId(), Delegator: req.GetDelegator(), Delegate: req.GetDelegate(),
 		MaxDepth: int(req.GetMaxDepth()), MaxFanout: int(req.GetMaxFanout()),
 	}
+	if err := checkTimestamp("expires_at", req.GetExpiresAt()); err != nil {
+		return nil, err
+	}
 	if req.GetExpiresAt() != nil {
 		r.ExpiresAt = req.GetExpiresAt().AsTime()
 	}
@@ -268,6 +271,13 @@ func (ds *delegationService) ExplainCheck(ctx context.Context, req *mandatev1.Ex
 	in := checkInput{resource: resource, permission: req.GetPermission(), subject: subject}
 	if err := ds.s.recordDecisions(ctx, describeCheck(ds.s.newRecord(ctx, audit.KindCheck, v), in, res)); err != nil {
 		return nil, err
+	}
+	if !principalFrom(ctx).Admin && res.LimitedBy != "" && !strings.HasPrefix(res.LimitedBy, "scope of") &&
+		!strings.Contains(res.LimitedBy, "delegation:") {
+		// Naming which principal lacks the permission would tell the
+		// delegate about the delegator's access beyond the grant. The
+		// audit record above keeps the name.
+		res.LimitedBy = "a principal of the chain does not have the permission, or is not active"
 	}
 	return &mandatev1.ExplainCheckResponse{
 		Permissionship: res.Membership.String(),

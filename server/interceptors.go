@@ -28,19 +28,25 @@ func isPublic(method string) bool {
 }
 
 func (s *Server) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	ctx, err := s.authenticate(ctx, info.FullMethod)
+	authed, err := s.authenticate(ctx, info.FullMethod)
 	if err != nil {
+		s.recordRefusal(ctx, info.FullMethod, err)
 		return nil, err
 	}
-	return handler(ctx, req)
+	resp, err := handler(authed, req)
+	s.recordRefusal(authed, info.FullMethod, err)
+	return resp, err
 }
 
 func (s *Server) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	ctx, err := s.authenticate(ss.Context(), info.FullMethod)
+	authed, err := s.authenticate(ss.Context(), info.FullMethod)
 	if err != nil {
+		s.recordRefusal(ss.Context(), info.FullMethod, err)
 		return err
 	}
-	return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+	err = handler(srv, &contextStream{ServerStream: ss, ctx: authed})
+	s.recordRefusal(authed, info.FullMethod, err)
+	return err
 }
 
 // contextStream is a server stream whose context carries the principal.

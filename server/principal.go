@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/subtle"
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -185,4 +186,20 @@ func rejectMirrorWrite(ctx context.Context, resourceType, relation, subjectType 
 	}
 	return status.Errorf(codes.PermissionDenied,
 		"%s#%s with an agent subject mirrors the agent's identity; change it with AgentService, not the v1 API", resourceType, rel)
+}
+
+// rejectCorePreconditions refuses an agent's preconditions on the types
+// Mandate's services keep: whether such a precondition holds would tell
+// the agent about relationships it may not read.
+func rejectCorePreconditions(ctx context.Context, preconditions []*v1.Precondition) error {
+	for _, p := range preconditions {
+		if err := rejectCoreWrite(ctx, p.GetFilter().GetResourceType()); err != nil {
+			return err
+		}
+		sf := p.GetFilter().GetOptionalSubjectFilter()
+		if err := rejectMirrorWrite(ctx, p.GetFilter().GetResourceType(), p.GetFilter().GetOptionalRelation(), sf.GetSubjectType()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

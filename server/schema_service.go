@@ -64,6 +64,7 @@ func (ss *schemaService) WriteSchema(ctx context.Context, req *v1.WriteSchemaReq
 	if err != nil {
 		return nil, err
 	}
+	ss.s.schemas.put(compiled)
 	ss.s.recordEvent(ctx, ss.s.eventRecord(ctx, audit.KindSchema, uint64(rev)))
 	ss.s.log.Info().Uint64("revision", uint64(rev)).Int("definitions", len(compiled.Definitions)).
 		Int("caveats", len(compiled.Caveats)).Msg("schema written")

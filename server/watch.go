@@ -53,11 +53,21 @@ func (ws *watchService) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingS
 	if len(req.GetOptionalObjectTypes()) > 0 && len(req.GetOptionalRelationshipFilters()) > 0 {
 		return invalidArgument("watch: set either optional_object_types or optional_relationship_filters, not both")
 	}
+	head, err := ws.s.viewFor(ctx, nil)
+	if err != nil {
+		return err
+	}
 	opts := watchOptions{objectTypes: map[string]bool{}}
 	for _, t := range req.GetOptionalObjectTypes() {
+		if head.schema != nil && head.schema.Definition(t) == nil {
+			return failedPrecondition("watch: object definition %q not found", t)
+		}
 		opts.objectTypes[t] = true
 	}
 	for _, f := range req.GetOptionalRelationshipFilters() {
+		if err := validateFilter(head.schema, f); err != nil {
+			return err
+		}
 		opts.filters = append(opts.filters, filterFromProto(f))
 	}
 	for _, k := range req.GetOptionalUpdateKinds() {

@@ -28,6 +28,9 @@ func (ps *permissionsService) WriteRelationships(ctx context.Context, req *v1.Wr
 	if err := validateProto(req); err != nil {
 		return nil, err
 	}
+	if err := rejectCorePreconditions(ctx, req.GetOptionalPreconditions()); err != nil {
+		return nil, err
+	}
 	updates := req.GetUpdates()
 	if len(updates) == 0 {
 		return nil, invalidArgument("write relationships: no updates given")
@@ -43,6 +46,9 @@ func (ps *permissionsService) WriteRelationships(ctx context.Context, req *v1.Wr
 	items := make([]parsed, 0, len(updates))
 	seen := make(map[graph.Key]struct{}, len(updates))
 	for _, u := range updates {
+		if err := checkTimestamp("expiration of "+describeProtoRelationship(u.GetRelationship()), u.GetRelationship().GetOptionalExpiresAt()); err != nil {
+			return nil, err
+		}
 		rel := relationshipFromProto(u.GetRelationship())
 		if _, dup := seen[rel.Key]; dup {
 			return nil, invalidArgument("write relationships: relationship %s appears in more than one update", rel.Key)
@@ -142,6 +148,9 @@ func (ps *permissionsService) DeleteRelationships(ctx context.Context, req *v1.D
 	limit := int(req.GetOptionalLimit())
 	if limit > ps.s.cfg.MaxReadLimit {
 		return nil, invalidArgument("delete relationships: limit %d exceeds the maximum of %d", limit, ps.s.cfg.MaxReadLimit)
+	}
+	if err := rejectCorePreconditions(ctx, req.GetOptionalPreconditions()); err != nil {
+		return nil, err
 	}
 	filter := filterFromProto(req.GetRelationshipFilter())
 	if err := rejectCoreWrite(ctx, filter.ResourceType); err != nil {

@@ -51,6 +51,9 @@ type:id/... for everything inside a container.`,
 				}
 				req.Scope = append(req.Scope, &mandatev1.Scope{Permissions: strings.Split(perms, ","), Resource: resource})
 			}
+			if ttl < 0 {
+				return fmt.Errorf("invalid --ttl %s: use a positive duration, or 0 to inherit the parent's expiry", ttl)
+			}
 			if ttl > 0 {
 				req.ExpiresAt = timestamppb.New(time.Now().Add(ttl))
 			}
