@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -42,6 +43,13 @@ func newAuditCommand() *cobra.Command {
 }
 
 type auditClientFunc func() (mandatev1.AuditServiceClient, func(), error)
+
+// maxTreeHeadsMessage bounds the response with every signed tree head,
+// which grows by about 175 bytes per group commit and passes gRPC's
+// default limit of 4 MiB at about 24,000 commits.
+// NOTE: GetTreeHeads returns all heads in one message, so a log of more
+// than about 6 million commits needs a paged call.
+const maxTreeHeadsMessage = 1 << 30
 
 func newAuditQueryCommand(client auditClientFunc, name, short string) *cobra.Command {
 	var req mandatev1.QueryRecordsRequest
@@ -117,7 +125,8 @@ prefix of today's log.`,
 				return err
 			}
 			defer done()
-			headsResp, err := c.GetTreeHeads(ctx, &mandatev1.GetTreeHeadsRequest{All: true})
+			headsResp, err := c.GetTreeHeads(ctx, &mandatev1.GetTreeHeadsRequest{All: true},
+				grpc.MaxCallRecvMsgSize(maxTreeHeadsMessage))
 			if err != nil {
 				return err
 			}
