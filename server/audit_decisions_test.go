@@ -363,11 +363,7 @@ func TestAuditRecordsEachDecision(t *testing.T) {
 			return w
 		}},
 		{"explain", func(w wantRecord) wantRecord {
-			w.principal, w.resource, w.result = "admin", "dataset:revenue", "has_permission"
-			// NOTE: ExplainCheck's record has an empty why, because
-			// DelegationService.ExplainCheck does not set Explain in its
-			// engine.CheckRequest. The expected path is grantWhy.
-			w.anyWhy = true
+			w.principal, w.resource, w.result, w.why = "admin", "dataset:revenue", "has_permission", grantWhy
 			return w
 		}},
 	}

@@ -264,6 +264,7 @@ func (ds *delegationService) ExplainCheck(ctx context.Context, req *mandatev1.Ex
 	}
 	res, err := engine.CheckChain(v.schema, v.snap, ds.s.cfg.Limits, engine.CheckRequest{
 		Resource: resource, Permission: req.GetPermission(), Subject: subject, Policy: ds.s.policy(v),
+		Explain: ds.s.cfg.Audit != nil,
 	})
 	if err != nil {
 		return nil, err

@@ -195,6 +195,9 @@ func (ps *permissionsService) DeleteRelationships(ctx context.Context, req *v1.D
 	}
 	rec := ps.s.eventRecord(ctx, audit.KindWrite, uint64(rev))
 	rec.Detail = map[string]string{"deleted": fmt.Sprint(deleted), "filter": describeFilter(req.GetRelationshipFilter())}
+	if filter.ResourceType != "" && filter.ResourceID != "" {
+		rec.Resource = filter.ResourceType + ":" + filter.ResourceID
+	}
 	ps.s.recordEvent(ctx, rec)
 	progress := v1.DeleteRelationshipsResponse_DELETION_PROGRESS_COMPLETE
 	if partial {
