@@ -125,6 +125,8 @@ type subjectListing struct {
 // otherwise by the check alone: listed when it has the permission, and
 // excluded where the wildcard would grant more than the check.
 func listing(newSubjectWalker func(string) *walker, id string, req LookupSubjectsRequest, member, wild outcome) subjectListing {
+	// A subject that the policy disallows has member NoPermission, so it
+	// never reaches the subject set walk.
 	byCheck := subjectListing{listed: member.m != NoPermission, excluded: outNo}
 	switch {
 	case wild.m == NoPermission:
@@ -134,9 +136,6 @@ func listing(newSubjectWalker func(string) *walker, id string, req LookupSubject
 		return byCheck
 	case member.m == ConditionalPermission && wild.m == HasPermission:
 		byCheck.excluded = conditional(nil).addMissing(member)
-	}
-	if !req.Policy.allows(graph.SubjectRef{Type: req.SubjectType, ID: id, Relation: req.SubjectRelation}) {
-		return byCheck
 	}
 	set, err := newSetWalker(newSubjectWalker(id)).set(req.Resource, req.Permission, 0)
 	if err != nil || set.failed() {

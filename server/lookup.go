@@ -136,6 +136,11 @@ func resolvedSubject(r engine.SubjectResult) *v1.ResolvedSubject {
 	}
 }
 
+// LookupSubjects streams the subjects with the permission, the wildcard
+// first. It pages concrete subjects by optional_concrete_limit and
+// optional_cursor. SpiceDB v1.56.2 rejects a concrete limit with
+// Unimplemented (internal/services/v1/permissions.go), so this paging is
+// Mandate's own.
 func (ps *permissionsService) LookupSubjects(req *v1.LookupSubjectsRequest, stream grpc.ServerStreamingServer[v1.LookupSubjectsResponse]) error {
 	ctx := stream.Context()
 	if err := requireAdmin(ctx, "LookupSubjects"); err != nil {
