@@ -22,7 +22,7 @@ func lookupPermissionship(m engine.Membership) v1.LookupPermissionship {
 }
 
 // pagedView returns the view a lookup page reads: the cursor's revision
-// when a cursor is given, otherwise the one the consistency asks for. A
+// when a cursor is given, otherwise the one the consistency selects. A
 // cursor whose revision was garbage-collected fails with
 // FailedPrecondition, and one whose revision this datastore never reached
 // with InvalidArgument.
