@@ -400,7 +400,7 @@ func TestAuditRecordsEachEvent(t *testing.T) {
 			subject: "agent:bot", result: "no_permission", why: "denied by agent:bot is not active"}},
 		{"reactivate-bot", wantRecord{kind: "lifecycle", principal: "admin", subject: "agent:bot", result: "ok",
 			detail: map[string]string{"action": "reactivate agent", "state": "active"}}},
-		{"delete-grant", wantRecord{kind: "write", principal: "admin", result: "ok",
+		{"delete-grant", wantRecord{kind: "write", principal: "admin", resource: "dataset:logs", result: "ok",
 			detail: map[string]string{"deleted": "1", "filter": "dataset:logs#reader"}}},
 	}
 	for _, tc := range cases {
@@ -439,7 +439,7 @@ func TestAuditQueryFilters(t *testing.T) {
 			"explain", "revoke-d2",
 		}},
 		{"resource dataset:logs", &mandatev1.QueryRecordsRequest{Resource: "dataset:logs"}, []string{
-			"write-grants", "direct", "bulk", "check-suspended",
+			"write-grants", "direct", "bulk", "check-suspended", "delete-grant",
 		}},
 		{"delegated phase", &mandatev1.QueryRecordsRequest{
 			Since: timestamppb.New(sc.delegated), Until: timestamppb.New(sc.events),
