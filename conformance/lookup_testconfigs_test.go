@@ -48,7 +48,8 @@ const maxLookupProblems = 10
 //
 // The unpaged results are also compared with SpiceDB's own lookups on its
 // development server. Where SpiceDB's lookup contradicts its own
-// CheckPermission, the check is the reference, and the query must be
+// CheckPermission, the check is the reference. The case must then be of a
+// kind that explainSpiceDBContradiction names, or the query must be
 // listed in spicedbLookupContradictions.
 func TestSpiceDBTestConfigsLookups(t *testing.T) {
 	if testing.Short() {
@@ -288,6 +289,7 @@ func runLookupFile(t *testing.T, name, path string) (lookupStats, map[string]boo
 	defer stop()
 
 	run := newLookupRun(t, name, compiled, newLookupUniverse(compiled, vf), client, v1.NewPermissionsServiceClient(conn))
+	run.explain = explainSpiceDBContradiction
 	for _, q := range run.resourceQueries() {
 		run.runResourceQuery(ctx, q)
 	}
