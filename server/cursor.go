@@ -72,7 +72,7 @@ func quoteCursor(c *v1.Cursor) string {
 // produces.
 func decodeLookupCursor(c *v1.Cursor, digest string) (lookupCursor, error) {
 	var out lookupCursor
-	b, err := base64.RawURLEncoding.Strict().DecodeString(c.GetToken())
+	b, err := decodeCanonicalBase64(c.GetToken())
 	if err == nil {
 		err = json.Unmarshal(b, &out)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/base64"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -21,10 +22,9 @@ func encodeToken(rev graph.Revision) *v1.ZedToken {
 
 // decodeToken returns the revision in a ZedToken, or an InvalidArgument
 // error that quotes the token. It accepts only the encoding that
-// encodeToken produces, so each revision has one token: strict base64
-// rejects an encoding whose unused trailing bits are not zero.
+// encodeToken produces, so each revision has one token.
 func decodeToken(t *v1.ZedToken) (graph.Revision, error) {
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(t.GetToken())
+	raw, err := decodeCanonicalBase64(t.GetToken())
 	if err != nil {
 		return 0, invalidArgument("invalid zedtoken %q: not a token issued by Mandate", t.GetToken())
 	}
@@ -37,4 +37,19 @@ func decodeToken(t *v1.ZedToken) (graph.Revision, error) {
 		return 0, invalidArgument("invalid zedtoken %q: malformed revision", t.GetToken())
 	}
 	return graph.Revision(rev), nil
+}
+
+// decodeCanonicalBase64 decodes unpadded base64url that encodes its bytes
+// the one way the encoder does. The decoder alone also accepts line
+// breaks anywhere and, without Strict, unused trailing bits that are not
+// zero.
+func decodeCanonicalBase64(s string) ([]byte, error) {
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	if base64.RawURLEncoding.EncodeToString(raw) != s {
+		return nil, errors.New("not in canonical base64url form")
+	}
+	return raw, nil
 }
