@@ -61,6 +61,10 @@ type setEntry struct {
 
 // relationSet holds the subjects of one resource relation.
 type relationSet struct {
+	// byObject holds the subjects without a relation, keyed by handle
+	// alone, so the common lookup hashes one integer. bySubject holds the
+	// subject sets, such as group:eng#member.
+	byObject  map[ObjectHandle]*history
 	bySubject map[subjectKey]*history
 	// order lists each subject once, in insertion order, so iteration is
 	// stable and needs no map lookup.
@@ -81,6 +85,30 @@ type objectEntry struct {
 type namedSet struct {
 	relation string
 	set      *relationSet
+}
+
+// history returns the history of subject sk, or nil.
+func (rs *relationSet) history(sk subjectKey) *history {
+	if sk.relation == Ellipsis {
+		return rs.byObject[sk.object]
+	}
+	return rs.bySubject[sk]
+}
+
+func (rs *relationSet) setHistory(sk subjectKey, h *history) {
+	if sk.relation == Ellipsis {
+		rs.byObject[sk.object] = h
+		return
+	}
+	rs.bySubject[sk] = h
+}
+
+func (rs *relationSet) deleteHistory(sk subjectKey) {
+	if sk.relation == Ellipsis {
+		delete(rs.byObject, sk.object)
+		return
+	}
+	delete(rs.bySubject, sk)
 }
 
 func (e *objectEntry) set(relation string) *relationSet {
@@ -160,7 +188,7 @@ func resourceKeyOf(k Key) resourceKey {
 func (ix *index) setLocked(k resourceKey, create bool) *relationSet {
 	rs := ix.byResource[k]
 	if rs == nil && create {
-		rs = &relationSet{bySubject: make(map[subjectKey]*history)}
+		rs = &relationSet{byObject: make(map[ObjectHandle]*history), bySubject: make(map[subjectKey]*history)}
 		ix.byResource[k] = rs
 		obj := &ix.objects[ix.internLocked(ObjectRef{Type: k.typ, ID: k.id})]
 		obj.relations = append(obj.relations, namedSet{relation: k.rel, set: rs})
@@ -181,10 +209,10 @@ func (ix *index) putLocked(rel *Relationship, rev Revision) {
 	rs := ix.setLocked(rk, true)
 	object := ix.internLocked(rel.Subject.Object())
 	sk := subjectKey{object: object, relation: rel.Subject.Relation}
-	h := rs.bySubject[sk]
+	h := rs.history(sk)
 	if h == nil {
 		h = &history{}
-		rs.bySubject[sk] = h
+		rs.setHistory(sk, h)
 		entry := setEntry{subject: rel.Subject, object: object, hist: h}
 		rs.order = append(rs.order, entry)
 		if rel.Subject.Relation != Ellipsis {
@@ -209,7 +237,7 @@ func (ix *index) deleteLocked(k Key, rev Revision) {
 	if rs == nil {
 		return
 	}
-	h := rs.bySubject[subjectKey{object: ix.handles[k.Subject.Object()], relation: k.Subject.Relation}]
+	h := rs.history(subjectKey{object: ix.handles[k.Subject.Object()], relation: k.Subject.Relation})
 	if h == nil {
 		return
 	}
@@ -268,7 +296,7 @@ func (ix *index) collect(keep Revision) {
 			}
 			h.versions = live
 			if len(live) == 0 {
-				delete(rs.bySubject, subjectKey{object: e.object, relation: e.subject.Relation})
+				rs.deleteHistory(subjectKey{object: e.object, relation: e.subject.Relation})
 				if m := ix.bySubject[e.subject]; m != nil {
 					delete(m, rk)
 					if len(m) == 0 {

@@ -71,7 +71,7 @@ func (s Snapshot) Find(k Key) *Relationship {
 	if !ok {
 		return nil
 	}
-	h := rs.bySubject[subjectKey{object: object, relation: k.Subject.Relation}]
+	h := rs.history(subjectKey{object: object, relation: k.Subject.Relation})
 	if h == nil {
 		return nil
 	}
@@ -93,7 +93,7 @@ func (s Snapshot) Resources(subject SubjectRef, resourceType, relation string) [
 		if relation != "" && rk.rel != relation {
 			continue
 		}
-		if h := s.ix.byResource[rk].bySubject[sk]; h != nil {
+		if h := s.ix.byResource[rk].history(sk); h != nil {
 			if r := s.visible(h); r != nil {
 				out = append(out, r)
 			}
@@ -179,7 +179,7 @@ func (s Snapshot) ObjectIDs(objectType string) []string {
 		}
 		sk := subjectKey{object: s.ix.handles[subj.Object()], relation: subj.Relation}
 		for rk := range keys {
-			if s.visible(s.ix.byResource[rk].bySubject[sk]) != nil {
+			if s.visible(s.ix.byResource[rk].history(sk)) != nil {
 				seen[subj.ID] = struct{}{}
 				break
 			}
@@ -265,12 +265,12 @@ func (s Snapshot) DirectEdges(dst []Edge, object ObjectHandle, relation string, 
 		return nil, nil, dst
 	}
 	if subject != 0 {
-		if h := rs.bySubject[subjectKey{object: subject, relation: subjectRelation}]; h != nil {
+		if h := rs.history(subjectKey{object: subject, relation: subjectRelation}); h != nil {
 			exact = s.visible(h)
 		}
 	}
 	if wildcard != 0 {
-		if h := rs.bySubject[subjectKey{object: wildcard}]; h != nil {
+		if h := rs.byObject[wildcard]; h != nil {
 			wildcardMatch = s.visible(h)
 		}
 	}
@@ -298,7 +298,7 @@ func (s Snapshot) FindEdge(object ObjectHandle, relation string, subject ObjectH
 	if rs == nil {
 		return nil
 	}
-	h := rs.bySubject[subjectKey{object: subject, relation: subjectRelation}]
+	h := rs.history(subjectKey{object: subject, relation: subjectRelation})
 	if h == nil {
 		return nil
 	}
