@@ -28,6 +28,16 @@ func Get(snap graph.Snapshot, id string) (*Delegation, error) {
 	return decode(data)
 }
 
+// shared is Get for readers that do not modify the delegation: it shares
+// one decoding of each stored version of the record across requests.
+func shared(snap graph.Snapshot, id string) (*Delegation, error) {
+	d, ok, err := graph.Decoded(snap, RecordKind, id, decode)
+	if !ok {
+		return nil, fmt.Errorf("delegation %q: %w", id, ErrNotFound)
+	}
+	return d, err
+}
+
 // Filter selects delegations in List; empty fields match every one.
 type Filter struct {
 	// Delegator is a subject such as "agent:planner".
@@ -86,7 +96,7 @@ func Resolve(snap graph.Snapshot, id string, now time.Time) (*engine.Chain, erro
 			chain.Invalid = fmt.Sprintf("delegation:%s has a chain longer than %d links", id, maxChainLength)
 			return chain, nil
 		}
-		d, err := Get(snap, cur)
+		d, err := shared(snap, cur)
 		if errors.Is(err, ErrNotFound) {
 			chain.Invalid = fmt.Sprintf("delegation:%s does not exist", cur)
 			return chain, nil

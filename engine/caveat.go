@@ -63,14 +63,15 @@ func (w *walker) caveatOutcome(r *graph.Relationship) (outcome, error) {
 // evaluateCaveat evaluates c with the request's context, overridden by
 // relationshipContext, overridden by the trusted context.
 func (w *walker) evaluateCaveat(c *schema.Caveat, relationshipContext map[string]any) outcome {
-	merged := make(map[string]any, len(w.context)+len(relationshipContext)+len(w.trusted))
+	trusted := w.trustedContext()
+	merged := make(map[string]any, len(w.context)+len(relationshipContext)+len(trusted))
 	for k, v := range w.context {
 		merged[k] = v
 	}
 	for k, v := range relationshipContext {
 		merged[k] = v
 	}
-	for k, v := range w.trusted {
+	for k, v := range trusted {
 		merged[k] = v
 	}
 	params, err := caveats.ConvertContextToParameters(caveattypes.Default.TypeSet, merged,

@@ -56,7 +56,7 @@ func Check(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckReques
 	}
 	w := newWalker(s, snap, limits, req.Subject, req.Context)
 	defer w.release()
-	w.trusted = req.Policy.trusted(req.Subject)
+	w.trustFrom(req.Policy, req.Subject)
 	o, err := w.check(req.Resource, req.Permission, 0)
 	if err != nil {
 		return Result{}, err
@@ -117,8 +117,13 @@ type walker struct {
 	wildcardHandle graph.ObjectHandle
 	context        map[string]any
 	// trusted is server-supplied caveat context that overrides the
-	// request's and the relationship's.
-	trusted map[string]any
+	// request's and the relationship's. It is asked of policy for
+	// trustedFor when a caveat first needs it, because most walks
+	// evaluate no caveat.
+	trusted     map[string]any
+	policy      *Policy
+	trustedFor  graph.SubjectRef
+	trustedRead bool
 	// caveatOutcomes holds the outcome of each caveat evaluated for a
 	// relationship without caveat context, made on first use.
 	caveatOutcomes map[*schema.Caveat]outcome
@@ -160,6 +165,22 @@ func newWalker(s *schema.Schema, snap graph.Snapshot, limits Limits, subject gra
 	}
 	w.context = ctx
 	return w
+}
+
+// trustFrom makes the walker take its trusted context from p's answer for
+// subject, asked on first use.
+func (w *walker) trustFrom(p *Policy, subject graph.SubjectRef) {
+	w.policy, w.trustedFor, w.trustedRead, w.trusted = p, subject, false, nil
+}
+
+// trustedContext returns the trusted context, asking the policy for it the
+// first time.
+func (w *walker) trustedContext() map[string]any {
+	if !w.trustedRead {
+		w.trusted = w.policy.trusted(w.trustedFor)
+		w.trustedRead = true
+	}
+	return w.trusted
 }
 
 // release clears the walker and returns it to the pool. The walker must

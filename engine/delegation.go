@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/mandate-iam/mandate/graph"
@@ -47,48 +48,79 @@ type ScopeItem struct {
 // maxContainmentDepth bounds the walk from a resource up to a container.
 const maxContainmentDepth = 16
 
-// covers reports whether the item grants permission on resource.
-func (it ScopeItem) covers(s *schema.Schema, snap graph.Snapshot, resource graph.ObjectRef, permission string) bool {
-	granted := false
-	for _, p := range it.Permissions {
-		if p == permission {
-			granted = true
-			break
-		}
-	}
-	if !granted {
+// covers reports whether the item grants permission on resource, whose
+// containers are in within.
+func (it ScopeItem) covers(within *containers, resource graph.ObjectRef, permission string) bool {
+	if !slices.Contains(it.Permissions, permission) {
 		return false
 	}
 	if it.Container.Type != "" {
-		return contains(s, snap, it.Container, resource)
+		return within.has(it.Container)
 	}
 	return it.Resource.Type == resource.Type && (it.Resource.ID == "" || it.Resource.ID == resource.ID)
 }
 
-// contains reports whether resource is container, or reaches it through
-// relations used as arrow tuplesets.
-func contains(s *schema.Schema, snap graph.Snapshot, container, resource graph.ObjectRef) bool {
-	seen := map[graph.ObjectRef]bool{resource: true}
-	frontier := []graph.ObjectRef{resource}
-	for depth := 0; depth <= maxContainmentDepth && len(frontier) > 0; depth++ {
-		var next []graph.ObjectRef
-		for _, o := range frontier {
-			if o == container {
-				return true
-			}
-			for _, rel := range tuplesetRelations(s, o.Type) {
-				for _, r := range snap.Subjects(o.Type, o.ID, rel) {
+// containers lists a resource and the objects it reaches through relations
+// used as arrow tuplesets, up to maxContainmentDepth steps away. The list
+// is made on first use and serves every link of a chain.
+type containers struct {
+	schema   *schema.Schema
+	snap     graph.Snapshot
+	resource graph.ObjectRef
+	made     bool
+	list     []graph.ObjectRef
+	set      map[graph.ObjectRef]struct{}
+}
+
+// containersListLimit is the length of the list above which has looks
+// objects up in a map instead.
+const containersListLimit = 32
+
+func (c *containers) has(o graph.ObjectRef) bool {
+	if !c.made {
+		c.make()
+	}
+	if c.set != nil {
+		_, ok := c.set[o]
+		return ok
+	}
+	return slices.Contains(c.list, o)
+}
+
+func (c *containers) make() {
+	c.made = true
+	c.list = append(c.list, c.resource)
+	seen := func(o graph.ObjectRef) bool {
+		if c.set != nil {
+			_, ok := c.set[o]
+			return ok
+		}
+		return slices.Contains(c.list, o)
+	}
+	frontier := 0
+	for depth := 0; depth < maxContainmentDepth && frontier < len(c.list); depth++ {
+		end := len(c.list)
+		for _, o := range c.list[frontier:end] {
+			for _, rel := range tuplesetRelations(c.schema, o.Type) {
+				for _, r := range c.snap.Subjects(o.Type, o.ID, rel) {
 					up := r.Subject.Object()
-					if !seen[up] {
-						seen[up] = true
-						next = append(next, up)
+					if seen(up) {
+						continue
+					}
+					c.list = append(c.list, up)
+					if c.set != nil {
+						c.set[up] = struct{}{}
+					} else if len(c.list) > containersListLimit {
+						c.set = make(map[graph.ObjectRef]struct{}, 2*len(c.list))
+						for _, x := range c.list {
+							c.set[x] = struct{}{}
+						}
 					}
 				}
 			}
 		}
-		frontier = next
+		frontier = end
 	}
-	return false
 }
 
 // tuplesetRelations returns the relations of a definition that some
@@ -125,8 +157,12 @@ func tuplesetRelations(s *schema.Schema, objectType string) []string {
 
 // LinkCovers reports whether a link's scope grants permission on resource.
 func LinkCovers(s *schema.Schema, snap graph.Snapshot, l Link, resource graph.ObjectRef, permission string) bool {
+	return l.covers(&containers{schema: s, snap: snap, resource: resource}, resource, permission)
+}
+
+func (l Link) covers(within *containers, resource graph.ObjectRef, permission string) bool {
 	for _, it := range l.Scope {
-		if it.covers(s, snap, resource, permission) {
+		if it.covers(within, resource, permission) {
 			return true
 		}
 	}
@@ -164,8 +200,9 @@ func checkChain(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckR
 		out.LimitedBy = chain.Invalid
 		return out, nil
 	}
+	within := &containers{schema: s, snap: snap, resource: req.Resource}
 	for _, l := range chain.Links {
-		if !LinkCovers(s, snap, l, req.Resource, req.Permission) {
+		if !l.covers(within, req.Resource, req.Permission) {
 			out.LimitedBy = fmt.Sprintf("scope of %s:%s", req.Policy.DelegationType, l.ID)
 			return out, nil
 		}
@@ -178,7 +215,7 @@ func checkChain(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckR
 			return out, nil
 		}
 		w := newWalker(s, snap, limits, principal, req.Context)
-		w.trusted = req.Policy.trusted(principal)
+		w.trustFrom(req.Policy, principal)
 		o, err := w.check(req.Resource, req.Permission, 0)
 		if err != nil {
 			w.release()
@@ -216,7 +253,7 @@ func CheckChain(s *schema.Schema, snap graph.Snapshot, limits Limits, req CheckR
 	}
 	w := newWalker(s, snap, limits, req.Subject, req.Context)
 	defer w.release()
-	w.trusted = req.Policy.trusted(req.Subject)
+	w.trustFrom(req.Policy, req.Subject)
 	o, err := w.check(req.Resource, req.Permission, 0)
 	if err != nil {
 		return ChainResult{}, err

@@ -57,7 +57,7 @@ func LookupResources(s *schema.Schema, snap graph.Snapshot, limits Limits, req L
 	}
 	candidates := reverseReachable(s, snap, seed, req.ResourceType)
 	w := newWalker(s, snap, limits, req.Subject, req.Context)
-	w.trusted = req.Policy.trusted(req.Subject)
+	w.trustFrom(req.Policy, req.Subject)
 	var out []ResourceResult
 	for _, id := range candidates {
 		if req.After != "" && id <= req.After {

@@ -52,7 +52,7 @@ func LookupSubjects(s *schema.Schema, snap graph.Snapshot, limits Limits, req Lo
 	newSubjectWalker := func(id string) *walker {
 		subject := graph.SubjectRef{Type: req.SubjectType, ID: id, Relation: req.SubjectRelation}
 		w := newWalker(s, snap, limits, subject, req.Context)
-		w.trusted = req.Policy.trusted(subject)
+		w.trustFrom(req.Policy, subject)
 		return w
 	}
 	decide := func(id string) (outcome, error) {

@@ -1,5 +1,7 @@
 package graph
 
+import "sync/atomic"
+
 // Records are small documents stored beside relationships and committed in
 // the same transactions: agent identities, delegations and other state
 // that the graph's relationships refer to. A record is addressed by a kind
@@ -23,18 +25,33 @@ type recordVersion struct {
 	data    []byte
 	created Revision
 	deleted Revision
+	// decoded holds what Decoded last made of data.
+	decoded atomic.Pointer[decodedRecord]
+}
+
+// decodedRecord is a reader's decoding of one record version.
+type decodedRecord struct {
+	value any
+	err   error
 }
 
 type recordHistory struct {
-	versions []recordVersion
+	versions []*recordVersion
+}
+
+func (h *recordHistory) version(rev Revision) *recordVersion {
+	for i := len(h.versions) - 1; i >= 0; i-- {
+		v := h.versions[i]
+		if v.created <= rev && (v.deleted == 0 || rev < v.deleted) {
+			return v
+		}
+	}
+	return nil
 }
 
 func (h *recordHistory) at(rev Revision) []byte {
-	for i := len(h.versions) - 1; i >= 0; i-- {
-		v := &h.versions[i]
-		if v.created <= rev && (v.deleted == 0 || rev < v.deleted) {
-			return v.data
-		}
+	if v := h.version(rev); v != nil {
+		return v.data
 	}
 	return nil
 }
@@ -55,7 +72,7 @@ func (ix *index) applyRecordLocked(c RecordChange, rev Revision) {
 		h.versions[n-1].deleted = rev
 	}
 	if c.Data != nil {
-		h.versions = append(h.versions, recordVersion{data: c.Data, created: rev})
+		h.versions = append(h.versions, &recordVersion{data: c.Data, created: rev})
 	}
 }
 
@@ -91,6 +108,32 @@ func (s Snapshot) Record(kind, id string) []byte {
 		return nil
 	}
 	return h.at(s.Revision)
+}
+
+// Decoded returns decode applied to a record at the snapshot's revision,
+// and ok false when the record does not exist. The result is kept with the
+// stored version, and later readers of that version asking for the same
+// result type share it instead of decoding again, so callers must not
+// modify what it returns. A record that changes gets a new version, so no
+// reader sees a decoding of data other than what it would read.
+func Decoded[T any](s Snapshot, kind, id string, decode func([]byte) (T, error)) (value T, ok bool, err error) {
+	s.ix.mu.RLock()
+	var v *recordVersion
+	if h := s.ix.records[kind][id]; h != nil {
+		v = h.version(s.Revision)
+	}
+	s.ix.mu.RUnlock()
+	if v == nil {
+		return value, false, nil
+	}
+	if d := v.decoded.Load(); d != nil {
+		if t, same := d.value.(T); same {
+			return t, true, d.err
+		}
+	}
+	value, err = decode(v.data)
+	v.decoded.Store(&decodedRecord{value: value, err: err})
+	return value, true, err
 }
 
 // Records calls fn for every record of kind that exists at the snapshot's

@@ -31,6 +31,16 @@ type Filter struct {
 	State      State
 }
 
+// shared is Get for readers that do not modify the agent: it shares one
+// decoding of each stored version of the record across requests.
+func shared(snap graph.Snapshot, id string) (*Agent, error) {
+	a, ok, err := graph.Decoded(snap, RecordKind, id, decodeAgent)
+	if !ok {
+		return nil, fmt.Errorf("agent %q: %w", id, ErrNotFound)
+	}
+	return a, err
+}
+
 // List returns the agents that pass f, sorted by id.
 func List(snap graph.Snapshot, f Filter) ([]*Agent, error) {
 	var out []*Agent
@@ -138,7 +148,7 @@ func (m *agentMemo) get(id string) (*Agent, error) {
 	if l, ok := m.byID[id]; ok {
 		return l.agent, l.err
 	}
-	a, err := Get(m.snap, id)
+	a, err := shared(m.snap, id)
 	m.byID[id] = agentLookup{agent: a, err: err}
 	return a, err
 }
