@@ -87,4 +87,3 @@ func TestDecodedFollowsRecordVersions(t *testing.T) {
 		t.Fatalf("read of a record never written found one")
 	}
 }
-
