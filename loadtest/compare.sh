@@ -220,12 +220,13 @@ status_kib() {
 	awk -v field="$2:" '$1 == field { print $2 }' "/proc/$1/status"
 }
 
-# measure NAME PORT runs the load test against the server already started
-# as $server_pid: loads the data set, records memory, then runs the
-# measured repeats. It writes NAME-load.json, NAME-N.json, NAME-N.txt and
-# NAME-memory.txt into $out_dir.
+# measure NAME PORT [DATABASE_URI] runs the load test against the server
+# already started as $server_pid: loads the data set, records memory, then
+# runs the measured repeats. It writes NAME-load.json, NAME-N.json,
+# NAME-N.txt and NAME-memory.txt into $out_dir. With DATABASE_URI, the
+# server's PostgreSQL database, it runs ANALYZE after loading.
 measure() {
-	local name="$1" port="$2"
+	local name="$1" port="$2" database_uri="${3:-}"
 	local addr="127.0.0.1:$port"
 	wait_for_port "$port"
 	local rss_empty
@@ -235,6 +236,13 @@ measure() {
 		--seed "$seed" --progress-interval 10s "${extra_args[@]}")
 	echo "compare.sh: $name: loading $relationships relationships" >&2
 	"$mandate" loadtest "${common[@]}" --load-only --json >"$out_dir/$name-load.json"
+	if [[ -n "$database_uri" ]]; then
+		# Autovacuum would analyze the new rows within about a minute
+		# (autovacuum_naptime), so the first run would otherwise use query
+		# plans made for an empty or partly loaded table.
+		echo "compare.sh: $name: running ANALYZE on its database" >&2
+		psql "$database_uri" -v ON_ERROR_STOP=1 -q -c ANALYZE
+	fi
 	sleep 2
 	local rss_loaded anon_loaded
 	rss_loaded="$(status_kib "$server_pid" VmRSS)"
@@ -285,7 +293,7 @@ fi
 echo "== mandate serve ${mandate_args[*]/$key/KEY}"
 "$mandate" serve "${mandate_args[@]}" >"$out_dir/mandate-server.log" 2>&1 &
 server_pid=$!
-measure mandate "$mandate_port"
+measure mandate "$mandate_port" "$mandate_database_uri"
 mandate_disk="$(du -sh "$data_parent/mandate"/* | awk '{ printf "%s %s  ", $2, $1 }')"
 if [[ -n "$mandate_database_uri" ]]; then
 	mandate_disk+="database mandate_compare_$run_id $(database_size "$mandate_database_uri")"
@@ -310,7 +318,7 @@ spicedb_args=(--grpc-preshared-key "$key" --grpc-addr "127.0.0.1:$spicedb_port"
 echo "== spicedb serve ${spicedb_args[*]/$key/KEY}"
 "$spicedb" serve "${spicedb_args[@]}" >"$out_dir/spicedb-server.log" 2>&1 &
 server_pid=$!
-measure spicedb "$spicedb_port"
+measure spicedb "$spicedb_port" "$spicedb_database_uri"
 stop_server
 spicedb_disk=""
 if [[ -n "$spicedb_database_uri" ]]; then
