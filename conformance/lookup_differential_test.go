@@ -37,6 +37,7 @@ func compareScenarioLookups(t *testing.T, seed uint64, sc scenario, compiled *sc
 	run.pageSizes = differentialPageSizes
 	run.maxProblems = maxMismatchesPerSeed
 	run.explain = explainSpiceDBContradiction
+	run.countUnexplained = true
 
 	ctx := context.Background()
 	random := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
