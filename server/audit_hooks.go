@@ -60,10 +60,8 @@ func schemaHash(text string) string {
 
 // requestID returns the caller's x-request-id, or a new random id.
 func requestID(ctx context.Context) string {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if ids := md.Get("x-request-id"); len(ids) > 0 && len(ids[0]) <= 128 {
-			return ids[0]
-		}
+	if ids := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(ids) > 0 && len(ids[0]) <= 128 {
+		return ids[0]
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])

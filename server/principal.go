@@ -51,8 +51,9 @@ func (s *Server) authenticate(ctx context.Context, method string) (context.Conte
 	if isPublic(method) {
 		return ctx, nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	values := md.Get("authorization")
+	// ValueFromIncomingContext reads one key without copying the whole
+	// metadata map, which FromIncomingContext does on every call.
+	values := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(values) == 0 {
 		return nil, status.Error(codes.Unauthenticated, "missing authorization metadata: send \"authorization: Bearer <preshared key or agent token>\"")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -108,6 +109,11 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(4<<20),
+		// Workers keep their grown stacks from call to call, where a new
+		// goroutine per call grows its stack again on every check. When
+		// all are busy, as with long Watch streams, gRPC starts a
+		// goroutine as it would without them.
+		grpc.NumStreamWorkers(uint32(max(4, runtime.GOMAXPROCS(0)))),
 		grpc.ChainUnaryInterceptor(s.logUnary, s.authUnary),
 		grpc.ChainStreamInterceptor(s.logStream, s.authStream),
 	)
