@@ -32,8 +32,8 @@ import (
 
 // The lookup benchmarks load one generated data set of folders, documents,
 // users and nested groups into Mandate and into SpiceDB v1.56.2 in the same
-// process, then read LookupResources for a few users to the end of the
-// stream through each server's v1 gRPC service. Both servers are reached
+// process. They then read LookupResources for a few users to the end of
+// the stream through each server's v1 gRPC service. Both servers are reached
 // over an in-process connection (bufconn), so neither pays for a network
 // and both pay for gRPC. SpiceDB is the server of its pkg/development
 // package over its memdb datastore.
@@ -95,6 +95,7 @@ func newLookupData(size int, seed uint64) *lookupData {
 		seen[ref] = struct{}{}
 		d.rels = append(d.rels, tuple.Relationship{RelationshipReference: ref})
 	}
+
 	for u := range d.users {
 		first := random.IntN(d.groups)
 		second := (first + 1 + random.IntN(d.groups-1)) % d.groups
@@ -106,12 +107,14 @@ func newLookupData(size int, seed uint64) *lookupData {
 			add("group", random.IntN(g), "member", "group", g, "member")
 		}
 	}
+
 	for f := range d.folders {
 		if f >= 10 {
 			add("folder", f, "parent", "folder", (f-10)/10, tuple.Ellipsis)
 		}
 		add("folder", f, "viewer", "group", random.IntN(d.groups), "member")
 	}
+
 	for doc := range d.documents {
 		add("document", doc, "folder", "folder", random.IntN(d.folders), tuple.Ellipsis)
 	}
