@@ -26,6 +26,16 @@ func explainSpiceDBContradiction(s *schema.Schema, subjects bool, c contradictio
 		reachesSelfOfAnotherType(s, k.resource.Type, k.permission, k.subject) {
 		return "`self`, whose object LookupSubjects returns as a subject of any type and relation"
 	}
+	if subjects && c.lookup.permissionship == noPermission && c.check.permissionship == hasPermission &&
+		k.subject.Relation != graph.Ellipsis && reachesRelation(s, k.resource.Type, k.permission, k.subject.Type, k.subject.Relation) {
+		return "a subject set that check counts as a member of itself where the permission reaches its relation, and LookupSubjects does not list"
+	}
+	if subjects && !lookupGrantsLess && k.subject.Relation != graph.Ellipsis &&
+		kleeneRank(c.lookup.permissionship) > kleeneRank(c.check.permissionship) &&
+		reachesRelation(s, k.resource.Type, k.permission, k.subject.Type, k.subject.Relation) &&
+		reachesSetOperation(s, k.resource.Type, k.permission) {
+		return "a subject set that check counts as a member of itself on the excluded or intersected side, and LookupSubjects does not"
+	}
 	if c.besideWildcard && c.lookup.permissionship == conditionalOn && c.check.permissionship == hasPermission {
 		return "a subject that LookupSubjects lists as conditional by its own path beside a wildcard that grants it"
 	}
@@ -36,6 +46,10 @@ func explainSpiceDBContradiction(s *schema.Schema, subjects bool, c contradictio
 	if !subjects && c.lookup.permissionship == conditionalOn && c.check.permissionship == conditionalOn &&
 		len(c.lookup.missing) < len(c.check.missing) && isSubset(c.lookup.missing, c.check.missing) {
 		return "missing context of LookupResources without the parameters of some caveats"
+	}
+	if !subjects && c.lookup.permissionship == conditionalOn && c.check.permissionship == conditionalOn &&
+		len(c.lookup.missing) > len(c.check.missing) && isSubset(c.check.missing, c.lookup.missing) {
+		return "missing context of LookupResources with the parameters of caveats that the check did not need"
 	}
 	return ""
 }
@@ -50,6 +64,71 @@ func reachesExclusion(s *schema.Schema, resourceType, permission string) bool {
 	found := false
 	visitReachable(s, resourceType, permission, func(_ string, rw *schema.Rewrite) {
 		found = found || rw.Kind == schema.Exclusion
+	})
+	return found
+}
+
+// reachesRelation reports whether checking resourceType#permission can
+// reach the relation of an object of subjectType, through computed
+// relations, arrows and subject sets. SpiceDB v1.56.2's check finds a
+// subject set such as group:g2#member wherever the walk reaches group:g2's
+// member relation, because a set contains itself, with no relationship
+// that names it as a subject. Its LookupSubjects lists only the subjects
+// of stored relationships.
+func reachesRelation(s *schema.Schema, resourceType, permission, subjectType, relation string) bool {
+	type node struct{ typ, relation string }
+	seen := map[node]bool{}
+	var reach func(n node) bool
+	var walk func(typ string, rw *schema.Rewrite) bool
+	reach = func(n node) bool {
+		if n.typ == subjectType && n.relation == relation {
+			return true
+		}
+		rel := s.Relation(n.typ, n.relation)
+		if seen[n] || rel == nil {
+			return false
+		}
+		seen[n] = true
+		if rel.IsPermission() {
+			return walk(n.typ, rel.Rewrite)
+		}
+		for _, a := range rel.Allowed {
+			if a.Relation != "" && reach(node{a.Type, a.Relation}) {
+				return true
+			}
+		}
+		return false
+	}
+	walk = func(typ string, rw *schema.Rewrite) bool {
+		switch rw.Kind {
+		case schema.Computed:
+			return reach(node{typ, rw.Relation})
+		case schema.Arrow:
+			if tupleset := s.Relation(typ, rw.Tupleset); tupleset != nil {
+				for _, a := range tupleset.Allowed {
+					if reach(node{a.Type, rw.Target}) {
+						return true
+					}
+				}
+			}
+			return false
+		}
+		for _, child := range rw.Children {
+			if walk(typ, child) {
+				return true
+			}
+		}
+		return false
+	}
+	return reach(node{resourceType, permission})
+}
+
+// reachesSetOperation reports whether resourceType#permission reaches an
+// exclusion or an intersection.
+func reachesSetOperation(s *schema.Schema, resourceType, permission string) bool {
+	found := false
+	visitReachable(s, resourceType, permission, func(_ string, rw *schema.Rewrite) {
+		found = found || rw.Kind == schema.Exclusion || rw.Kind == schema.Intersection
 	})
 	return found
 }
