@@ -93,7 +93,7 @@ func NewVerifier(audience string, clock func() time.Time) *Verifier {
 
 // Verify checks token and returns the agent it authenticates. lookup
 // returns the identity registered for an agent id. Every refusal wraps
-// ErrUnauthenticated.
+// ErrUnauthenticated, and RejectionReason returns its full reason.
 func (v *Verifier) Verify(token string, lookup func(id string) (*Agent, error)) (*Agent, error) {
 	refuse := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrUnauthenticated, fmt.Sprintf(format, args...))
@@ -114,14 +114,14 @@ func (v *Verifier) Verify(token string, lookup func(id string) (*Agent, error)) 
 	}
 	agent, err := lookup(unverified.Subject)
 	if err != nil {
-		return nil, refuse("unknown agent %q", unverified.Subject)
+		return nil, &hiddenRejection{agentID: unverified.Subject, reason: "unknown agent"}
 	}
 	if agent.State == StateDecommissioned {
-		return nil, refuse("agent %q is decommissioned and its key is no longer accepted", agent.ID)
+		return nil, &hiddenRejection{agentID: agent.ID, reason: "the agent is decommissioned and its key is no longer accepted"}
 	}
 	var claims jwt.Claims
 	if err := parsed.Claims(agent.PublicKey, &claims); err != nil {
-		return nil, refuse("signature does not verify with the key registered for agent %q", agent.ID)
+		return nil, &hiddenRejection{agentID: agent.ID, reason: "the signature does not verify with the agent's registered key"}
 	}
 	now := v.clock()
 	if len(claims.ID) > maxTokenIDLength {
@@ -142,6 +142,34 @@ func (v *Verifier) Verify(token string, lookup func(id string) (*Agent, error)) 
 		return nil, err
 	}
 	return agent, nil
+}
+
+// hiddenRejection is a rejection whose message leaves out why the agent
+// was not accepted. Telling an unknown agent from a decommissioned one or
+// a wrong key would let any caller find out which agent ids exist.
+// RejectionReason returns the full reason for the server's log and audit.
+type hiddenRejection struct {
+	agentID string
+	reason  string
+}
+
+func (e *hiddenRejection) Error() string {
+	return fmt.Sprintf("%v: agent %q is not registered, is decommissioned, or did not sign this token with its registered key",
+		ErrUnauthenticated, e.agentID)
+}
+
+func (e *hiddenRejection) Unwrap() error { return ErrUnauthenticated }
+
+// RejectionReason returns the reason for an error of Verify as the server
+// logs and audits it. For an unknown agent, a decommissioned agent and a
+// wrong key it says which of the three it was, where the error's message,
+// which the caller sees, does not.
+func RejectionReason(err error) string {
+	var hidden *hiddenRejection
+	if errors.As(err, &hidden) {
+		return fmt.Sprintf("%v: agent %q: %s", ErrUnauthenticated, hidden.agentID, hidden.reason)
+	}
+	return err.Error()
 }
 
 // describeClaimsError explains a failed validation of the time and

@@ -178,3 +178,37 @@ func TestTokenCredentialsRejectsLongLifetime(t *testing.T) {
 		t.Errorf("GetRequestMetadata with a TTL of 15m1s: got %v, want an error naming the lifetime", err)
 	}
 }
+
+func TestVerifierHidesWhyAgentRejected(t *testing.T) {
+	v := NewVerifier("", func() time.Time { return tokenTestNow })
+	agent, _ := newTestAgent(t, "bot")
+	gone, goneKey := newTestAgent(t, "gone")
+	gone.State = StateDecommissioned
+	_, strangerKey := newTestAgent(t, "stranger")
+	lookup := lookupOf(agent, gone)
+	tests := []struct {
+		name       string
+		token      string
+		agentID    string
+		wantReason string
+	}{
+		{"unknown agent", mustSign(t, strangerKey, "ghost", tokenTestNow, time.Minute), "ghost", "unknown agent"},
+		{"decommissioned agent", mustSign(t, goneKey, "gone", tokenTestNow, time.Minute), "gone", "decommissioned"},
+		{"wrong key", mustSign(t, strangerKey, "bot", tokenTestNow, time.Minute), "bot", "does not verify with the agent's registered key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := v.Verify(tc.token, lookup)
+			if !errors.Is(err, ErrUnauthenticated) {
+				t.Fatalf("Verify: got %v, want an error wrapping ErrUnauthenticated", err)
+			}
+			want := `agent token refused: agent "` + tc.agentID + `" is not registered, is decommissioned, or did not sign this token with its registered key`
+			if err.Error() != want {
+				t.Errorf("Verify: got message %q, want %q, the same for all three reasons", err, want)
+			}
+			if reason := RejectionReason(err); !strings.Contains(reason, tc.wantReason) {
+				t.Errorf("RejectionReason: got %q, want it to contain %q", reason, tc.wantReason)
+			}
+		})
+	}
+}

@@ -270,9 +270,9 @@ func TestAgentDecommission(t *testing.T) {
 
 	// The key is refused on every service.
 	_, err = checkAs(t, bot.v1, "dataset:payroll", "read", "agent:bot", nil)
-	requireStatus(t, err, codes.Unauthenticated, `"bot" is decommissioned`)
+	requireStatus(t, err, codes.Unauthenticated, `agent "bot" is not registered, is decommissioned, or did not sign this token`)
 	_, err = bot.agents.GetAgent(ctx, &mandatev1.GetAgentRequest{Id: "bot"})
-	requireStatus(t, err, codes.Unauthenticated, `"bot" is decommissioned`)
+	requireStatus(t, err, codes.Unauthenticated, `agent "bot" is not registered, is decommissioned, or did not sign this token`)
 
 	// The record stays, decommissioned, with its attributes.
 	got, err := as.agents.GetAgent(ctx, &mandatev1.GetAgentRequest{Id: "bot"})

@@ -131,12 +131,12 @@ func TestAgentTokenRejected(t *testing.T) {
 		{
 			name:      "forged with another agent's key",
 			header:    func() string { return bearer(signToken(t, other.key, bot.id, aud, now, time.Minute)) },
-			fragments: []string{"signature", `"bot"`},
+			fragments: []string{"did not sign this token with its registered key", `"bot"`},
 		},
 		{
 			name:      "forged with an unregistered key",
 			header:    func() string { return bearer(signToken(t, strangerKey, bot.id, aud, now, time.Minute)) },
-			fragments: []string{"signature", `"bot"`},
+			fragments: []string{"did not sign this token with its registered key", `"bot"`},
 		},
 		{
 			name: "expired",
@@ -178,12 +178,12 @@ func TestAgentTokenRejected(t *testing.T) {
 		{
 			name:      "unknown agent",
 			header:    func() string { return bearer(signToken(t, strangerKey, "ghost", aud, now, time.Minute)) },
-			fragments: []string{`unknown agent "ghost"`},
+			fragments: []string{`agent "ghost" is not registered, is decommissioned, or did not sign this token`},
 		},
 		{
 			name:      "decommissioned agent",
 			header:    func() string { return bearer(signToken(t, gone.key, gone.id, aud, now, time.Minute)) },
-			fragments: []string{`"gone" is decommissioned`},
+			fragments: []string{`agent "gone" is not registered, is decommissioned, or did not sign this token`},
 		},
 		{
 			name:      "malformed token",

@@ -172,7 +172,7 @@ func (s *Server) recordRefusal(ctx context.Context, method string, err error) {
 		rec.Principal = "unauthenticated"
 	}
 	rec.Result = code.String()
-	rec.Why = status.Convert(toStatus(err)).Message()
+	rec.Why = loggedMessage(toStatus(err))
 	rec.Detail = map[string]string{"method": method}
 	s.recordEvent(ctx, rec)
 }

@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 
 	"github.com/mandate-iam/mandate/audit"
 	"github.com/mandate-iam/mandate/graph"
+	"github.com/mandate-iam/mandate/identity"
 )
 
 // startHardened runs a server with a preshared key and an audit log, and
@@ -112,5 +116,41 @@ func TestRefusedCallAudited(t *testing.T) {
 	if r := refused[0]; r.Principal != "unauthenticated" || r.Result != "Unauthenticated" ||
 		r.Detail["method"] != "/authzed.api.v1.SchemaService/ReadSchema" {
 		t.Errorf("refused record = %+v", r)
+	}
+}
+
+func TestRejectedTokenReasonAudited(t *testing.T) {
+	conn, _, log := startHardened(t)
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := identity.SignToken(key, "ghost", identity.DefaultAudience, time.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost, err := grpc.NewClient(conn.Target(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ghost.Close()
+
+	_, err = v1.NewSchemaServiceClient(ghost).ReadSchema(context.Background(), &v1.ReadSchemaRequest{})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("ReadSchema as an unknown agent: got %v, want Unauthenticated", err)
+	}
+	if msg := status.Convert(err).Message(); strings.Contains(msg, "unknown agent") {
+		t.Errorf("the caller learns that the agent is unknown: %q", msg)
+	}
+	var why []string
+	if err := log.Scan(audit.Query{Kind: audit.KindRefused}, func(r *audit.Record) bool {
+		why = append(why, r.Why)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(why) != 1 || !strings.Contains(why[0], `agent "ghost": unknown agent`) {
+		t.Errorf("refused records give %q, want one naming the unknown agent ghost", why)
 	}
 }

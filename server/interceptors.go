@@ -86,7 +86,7 @@ func (s *Server) logCall(method string, start time.Time, err error) {
 	}
 	ev = ev.Str("method", method).Dur("duration", time.Since(start)).Str("code", code.String())
 	if err != nil {
-		ev = ev.Str("error", status.Convert(err).Message())
+		ev = ev.Str("error", loggedMessage(err))
 	}
 	ev.Msg("grpc call")
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"strings"
 
@@ -73,9 +74,31 @@ func (s *Server) authenticate(ctx context.Context, method string) (context.Conte
 	snap := s.graph.HeadSnapshot(s.cfg.Clock())
 	agent, err := s.verifier.Verify(token, func(id string) (*identity.Agent, error) { return identity.Get(snap, id) })
 	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, err.Error())
+		return nil, &tokenRejection{st: status.New(codes.Unauthenticated, err.Error()), reason: identity.RejectionReason(err)}
 	}
 	return context.WithValue(ctx, principalKey{}, Principal{AgentID: agent.ID}), nil
+}
+
+// tokenRejection is an Unauthenticated error for an agent token. Its
+// status goes to the caller, and reason, which may say more, goes only to
+// the server's log and the audit log.
+type tokenRejection struct {
+	st     *status.Status
+	reason string
+}
+
+func (e *tokenRejection) Error() string { return e.st.Message() }
+
+func (e *tokenRejection) GRPCStatus() *status.Status { return e.st }
+
+// loggedMessage returns the message of a call's error as the server logs
+// and audits it, with the full reason of a rejected agent token.
+func loggedMessage(err error) string {
+	var rejection *tokenRejection
+	if errors.As(err, &rejection) {
+		return rejection.reason
+	}
+	return status.Convert(err).Message()
 }
 
 // requireAdmin fails unless the caller is an administrator.
