@@ -30,7 +30,7 @@ var differentialPageSizes = []uint32{0, 1}
 
 // compareScenarioLookups compares random lookups of sc on a Mandate server
 // with Mandate's checks and with SpiceDB's lookups on spicedb.
-func compareScenarioLookups(t *testing.T, seed uint64, sc scenario, compiled *schema.Schema, spicedb v1.PermissionsServiceClient) lookupStats {
+func compareScenarioLookups(t *testing.T, seed uint64, sc scenario, compiled *schema.Schema, spicedb v1.PermissionsServiceClient, reduced *reducedScenario) lookupStats {
 	t.Helper()
 	mandate := startScenarioServer(t, sc)
 	run := newLookupRun(t, "random case", compiled, scenarioUniverse(compiled), mandate, spicedb)
@@ -38,6 +38,9 @@ func compareScenarioLookups(t *testing.T, seed uint64, sc scenario, compiled *sc
 	run.maxProblems = maxMismatchesPerSeed
 	run.explain = explainSpiceDBContradiction
 	run.countUnexplained = true
+	if reduced != nil {
+		run.reducedSpiceDB = func(ctx context.Context) v1.PermissionsServiceClient { return reduced.spicedb(ctx, t) }
+	}
 
 	ctx := context.Background()
 	random := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
