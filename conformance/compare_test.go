@@ -147,15 +147,16 @@ var spicedbCheckFaults = map[string]string{
 	"seed 8197: doc:d2#perm_b@group:g1#member": spicedbSelfSetBatchFault,
 }
 
-// spicedbSelfSetBatchFault explains seed 8197, where perm_c = perm_b =
-// (folder->view - (folder->view & owners->member)) + owners->access.
+// spicedbSelfSetBatchFault explains the checks listed above, where
+// perm_c = perm_b and
+// perm_b = (folder->view - (folder->view & owners->member)) + owners->access.
 // SpiceDB's own checks for group:g1#member give folder:f2#view has
 // permission (so folder->view has), group:g1#member has (a set contains
 // itself) and group:g2#member no permission. doc:d2's owners are group:g1
 // and group:g2 with caveat flag, so owners->member has permission and the
 // exclusion leaves nothing, and group:g1#access and group:g2#access are no
-// permission. Its answer, conditional on flag's b, takes owners->member as
-// conditional: in the batch of owners it loses the unconditional g1.
+// permission. Its result, conditional on flag's b, takes owners->member
+// as conditional. In the batch of owners it loses the unconditional g1.
 const spicedbSelfSetBatchFault = "owners->member over group:g1, which contains group:g1#member as itself, and group:g2 with a caveat, comes out conditional on the caveat"
 
 func newDifferentialStats() differentialStats {
