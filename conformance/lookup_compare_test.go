@@ -673,13 +673,15 @@ func (r *lookupRun) compareSubjects(ctx context.Context, q subjectQuery, name st
 		r.stats.explained[selfLeakKind] += leaked
 	}
 	compared := mandate
-	if mandate.wildcard != nil && listed.wildcard == nil && len(mandate.excluded) == 0 &&
+	if mandate.wildcard != nil && listed.wildcard == nil &&
 		q.subjectType.relation != "" && q.subjectType.relation != graph.Ellipsis && allowsWildcard(r.schema, q.subjectType.typ) {
-		// Mandate lists the wildcard that its check, like SpiceDB's,
-		// matches for a subject with a relation, and SpiceDB's lookup
-		// does not. Both imply the same result for every subject of the
-		// query, which the loop above compared.
+		// Mandate lists the wildcard, with the subjects it excludes, that
+		// its check, like SpiceDB's, matches for a subject with a
+		// relation, and SpiceDB's lookup does not. Both imply the same
+		// result for every subject of the query, which the loop above
+		// compared.
 		compared.wildcard = nil
+		compared.excluded = nil
 		r.stats.explained[wildcardWithRelationKind]++
 	}
 	if compared.String() != listed.String() {
