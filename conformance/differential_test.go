@@ -114,7 +114,7 @@ func runDifferentialSeed(t *testing.T, seed uint64) (differentialStats, lookupSt
 		client: v1.NewPermissionsServiceClient(conn),
 		stats:  &stats,
 	}
-	reduced := newReducedScenario(sc)
+	reduced := newReducedScenario(sc, compiled)
 	if reduced != nil {
 		cmp.recheck = reduced.check
 	}
@@ -135,10 +135,10 @@ func runDifferentialSeed(t *testing.T, seed uint64) (differentialStats, lookupSt
 	return stats, lookups
 }
 
-// reducedScenario is a random case without the relationships whose caveat
-// is false by their own context, served by SpiceDB and Mandate on first
-// use. Removing such relationships cannot change any result, so an engine
-// that returns another result over it contradicts itself.
+// reducedScenario is a random case without relationships whose caveat is
+// false by their own context and whose removal changes no result, served
+// by SpiceDB and Mandate on first use. An engine that returns another
+// result over it contradicts itself.
 type reducedScenario struct {
 	sc       scenario
 	client   v1.PermissionsServiceClient
@@ -147,14 +147,58 @@ type reducedScenario struct {
 }
 
 // newReducedScenario returns sc without the relationships whose caveat is
-// false by their own context, or nil when it has none.
-func newReducedScenario(sc scenario) *reducedScenario {
+// false by their own context and whose removal changes no result, or nil
+// when it has none. Such a relationship grants nothing, except under an
+// .all() arrow: there a false caveat makes the arrow false for its object,
+// which it would not be without the relationship if the object had other
+// relationships of that tupleset. So a relationship of an .all() tupleset
+// is removed only when its object has no other relationship of it, and
+// the arrow gives no permission either way.
+func newReducedScenario(sc scenario, compiled *schema.Schema) *reducedScenario {
+	allTuplesets := map[string]bool{}
+	for typ, def := range compiled.Definitions {
+		for _, rel := range def.Relations {
+			if rel.IsPermission() {
+				collectAllTuplesets(typ, rel.Rewrite, allTuplesets)
+			}
+		}
+	}
+	perObjectRelation := map[string]int{}
+	for _, rel := range sc.relationships {
+		perObjectRelation[objectRelation(rel)]++
+	}
 	reduced := sc
-	reduced.relationships = slices.DeleteFunc(slices.Clone(sc.relationships), falseByOwnContext)
+	reduced.relationships = slices.DeleteFunc(slices.Clone(sc.relationships), func(rel string) bool {
+		if !falseByOwnContext(rel) {
+			return false
+		}
+		key := objectRelation(rel)
+		typ, _, _ := strings.Cut(key, ":")
+		_, relation, _ := strings.Cut(key, "#")
+		return !allTuplesets[typ+"#"+relation] || perObjectRelation[key] == 1
+	})
 	if len(reduced.relationships) == len(sc.relationships) {
 		return nil
 	}
 	return &reducedScenario{sc: reduced}
+}
+
+// collectAllTuplesets adds "type#relation" to found for the tupleset of
+// every .all() arrow in rw, a rewrite of a permission of typ.
+func collectAllTuplesets(typ string, rw *schema.Rewrite, found map[string]bool) {
+	if rw.Kind == schema.Arrow && rw.Function == schema.ArrowAll {
+		found[typ+"#"+rw.Tupleset] = true
+	}
+	for _, child := range rw.Children {
+		collectAllTuplesets(typ, child, found)
+	}
+}
+
+// objectRelation returns the "type:id#relation" part of a relationship in
+// SpiceDB's tuple syntax.
+func objectRelation(rel string) string {
+	resource, _, _ := strings.Cut(rel, "@")
+	return resource
 }
 
 // spicedb returns a client of a SpiceDB development server with the
