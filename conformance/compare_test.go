@@ -144,11 +144,12 @@ func (c checkCase) request(t *testing.T) *v1.CheckPermissionRequest {
 // agrees with those. A differing check of a listed permission is not
 // counted as a mismatch, whatever its subject.
 var spicedbCheckFaults = map[string]string{
-	"seed 8197: doc:d2#perm_c":  spicedbSelfSetBatchFault,
-	"seed 8197: doc:d2#perm_b":  spicedbSelfSetBatchFault,
-	"seed 64806: doc:d2#perm_b": spicedbAllBatchFault,
-	"seed 76642: doc:d1#perm_c": spicedbAllBatchFault,
-	"seed 35878: doc:d1#perm_b": spicedbAllBatchFault,
+	"seed 8197: doc:d2#perm_c":   spicedbSelfSetBatchFault,
+	"seed 8197: doc:d2#perm_b":   spicedbSelfSetBatchFault,
+	"seed 64806: doc:d2#perm_b":  spicedbAllBatchFault,
+	"seed 76642: doc:d1#perm_c":  spicedbAllBatchFault,
+	"seed 35878: doc:d1#perm_b":  spicedbAllBatchFault,
+	"seed 124262: doc:d1#perm_c": spicedbAllBatchFault,
 }
 
 // spicedbSelfSetBatchFault explains the checks of seed 8197, where
@@ -163,8 +164,8 @@ var spicedbCheckFaults = map[string]string{
 // as conditional. In the batch of owners it loses the unconditional g1.
 const spicedbSelfSetBatchFault = "owners->member over group:g1, which contains group:g1#member as itself, and group:g2 with a caveat, comes out conditional on the caveat"
 
-// spicedbAllBatchFault explains the checks of seeds 64806, 76642 and
-// 35878. The permission reaches folder->view over two folders, and view
+// spicedbAllBatchFault explains the checks of seeds 64806, 76642, 35878
+// and 124262. The permission reaches folder->view over two folders, and view
 // is an .all() arrow over parent. In 35878 the arrow is on the excluded
 // side, so the fault turns no permission into has permission. One folder's parents include a relationship whose
 // caveat is false, so SpiceDB's own check of view on that folder gives no
