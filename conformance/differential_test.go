@@ -107,10 +107,11 @@ func runDifferentialSeed(t *testing.T, seed uint64) (differentialStats, lookupSt
 	}
 	defer stop()
 
+	mandate := scenarioGraph(t, sc)
 	cmp := checkComparer{
 		seed:   seed,
 		schema: compiled,
-		snap:   mandateSnapshot(t, sc),
+		snap:   mandate.HeadSnapshot(time.Now()),
 		client: v1.NewPermissionsServiceClient(conn),
 		stats:  &stats,
 	}
@@ -127,7 +128,7 @@ func runDifferentialSeed(t *testing.T, seed uint64) (differentialStats, lookupSt
 			break
 		}
 	}
-	lookups := compareScenarioLookups(t, seed, sc, compiled, cmp.client, reduced)
+	lookups := compareScenarioLookups(t, seed, mandate, compiled, cmp.client, reduced)
 	if t.Failed() {
 		t.Logf("reproduce with -run 'TestDifferential/seed%d$' -differential.seed=%d\nschema:\n%s\nrelationships:\n%s",
 			seed, seed, sc.schema, strings.Join(sc.relationships, "\n"))
@@ -307,10 +308,22 @@ func coreTuples(t *testing.T, rels []string) []*core.RelationTuple {
 // a snapshot of it at the current time.
 func mandateSnapshot(t *testing.T, sc scenario) graph.Snapshot {
 	t.Helper()
+	return scenarioGraph(t, sc).HeadSnapshot(time.Now())
+}
+
+// scenarioGraph loads the scenario into an in-memory graph, which closes
+// when the test ends.
+func scenarioGraph(t *testing.T, sc scenario) *graph.Graph {
+	t.Helper()
 	g, err := graph.Open(graph.NewMemoryStore(), graph.Options{})
 	if err != nil {
 		t.Fatalf("open in-memory graph: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := g.Close(); err != nil {
+			t.Errorf("close graph: %v", err)
+		}
+	})
 	_, err = g.Update(context.Background(), func(tx *graph.Tx) error {
 		tx.SetSchema(sc.schema)
 		for _, s := range sc.relationships {
@@ -325,7 +338,7 @@ func mandateSnapshot(t *testing.T, sc scenario) graph.Snapshot {
 	if err != nil {
 		t.Fatalf("write scenario to the graph: %v", err)
 	}
-	return g.HeadSnapshot(time.Now())
+	return g
 }
 
 // scenario is one random schema with relationships and the checks to

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/mandate-iam/mandate/engine/checkscript"
 	"github.com/mandate-iam/mandate/graph"
 	"github.com/mandate-iam/mandate/schema"
 	"github.com/mandate-iam/mandate/server"
@@ -28,11 +27,12 @@ const differentialLookupsPerCase = 8
 // Mandate's lookups; the validation files use all of lookupPageSizes.
 var differentialPageSizes = []uint32{0, 1}
 
-// compareScenarioLookups compares random lookups of sc on a Mandate server
-// with Mandate's checks and with SpiceDB's lookups on spicedb.
-func compareScenarioLookups(t *testing.T, seed uint64, sc scenario, compiled *schema.Schema, spicedb v1.PermissionsServiceClient, reduced *reducedScenario) lookupStats {
+// compareScenarioLookups compares random lookups on a Mandate server of g,
+// which holds a random case, with Mandate's checks and with SpiceDB's
+// lookups on spicedb.
+func compareScenarioLookups(t *testing.T, seed uint64, g *graph.Graph, compiled *schema.Schema, spicedb v1.PermissionsServiceClient, reduced *reducedScenario) lookupStats {
 	t.Helper()
-	mandate := startScenarioServer(t, sc)
+	mandate := serveGraph(t, g)
 	run := newLookupRun(t, "random case", compiled, scenarioUniverse(compiled), mandate, spicedb)
 	run.pageSizes = differentialPageSizes
 	run.maxProblems = maxMismatchesPerSeed
@@ -73,24 +73,13 @@ func scenarioUniverse(s *schema.Schema) lookupUniverse {
 // graph over an in-process connection, which closes when the test ends.
 func startScenarioServer(t *testing.T, sc scenario) v1.PermissionsServiceClient {
 	t.Helper()
-	g, err := graph.Open(graph.NewMemoryStore(), graph.Options{})
-	if err != nil {
-		t.Fatalf("open in-memory graph: %v", err)
-	}
-	_, err = g.Update(context.Background(), func(tx *graph.Tx) error {
-		tx.SetSchema(sc.schema)
-		for _, s := range sc.relationships {
-			r, err := checkscript.Relationship(s)
-			if err != nil {
-				return err
-			}
-			tx.Touch(r)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("write scenario to the graph: %v", err)
-	}
+	return serveGraph(t, scenarioGraph(t, sc))
+}
+
+// serveGraph serves g from a Mandate server over an in-process
+// connection, which closes when the test ends.
+func serveGraph(t *testing.T, g *graph.Graph) v1.PermissionsServiceClient {
+	t.Helper()
 	srv, err := server.New(server.Config{Graph: g, InsecureNoAuth: true, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatalf("create server: %v", err)
@@ -118,9 +107,6 @@ func startScenarioServer(t *testing.T, sc scenario) v1.PermissionsServiceClient 
 			}
 		case <-time.After(15 * time.Second):
 			t.Errorf("server did not stop within 15s")
-		}
-		if err := g.Close(); err != nil {
-			t.Errorf("close graph: %v", err)
 		}
 	})
 	return v1.NewPermissionsServiceClient(conn)
