@@ -100,12 +100,14 @@ func (cmp checkComparer) compare(ctx context.Context, t *testing.T, c checkCase)
 // contradictedByFalseCaveats reports whether SpiceDB, asked c again over
 // the same data without relationships whose caveat is false by their own
 // stored context and whose removal changes no result (newReducedScenario
-// says which), returns Mandate's result got. SpiceDB then contradicts its
-// own first result and Mandate agrees with its second. SpiceDB v1.56.2 shows this where an .all() arrow reads such
-// a relationship for one object of a batch it checks together, such as
-// the folders of a document: it returns no permission for every object
-// of the batch. Mandate must return got over the reduced data too, or
-// the test fails.
+// decides which), returns Mandate's result got. SpiceDB then contradicts
+// its own first result, and Mandate agrees with its second.
+//
+// SpiceDB v1.56.2 does this where an .all() arrow reads such a
+// relationship for one object of a batch it checks together, such as the
+// folders of a document: it returns no permission for every object of the
+// batch. Mandate must return got over the reduced data too, or the test
+// fails.
 func (cmp checkComparer) contradictedByFalseCaveats(ctx context.Context, t *testing.T, c checkCase, got engine.Result) bool {
 	t.Helper()
 	if cmp.recheck == nil {
@@ -140,7 +142,7 @@ func (c checkCase) request(t *testing.T) *v1.CheckPermissionRequest {
 
 // spicedbCheckFaults lists permissions of the random cases, by seed and
 // resource, where SpiceDB v1.56.2's CheckPermission contradicts its own
-// answers to the checks that the permission is made of, and Mandate
+// results for the checks that the permission is made of, and Mandate
 // agrees with those. A differing check of a listed permission is not
 // counted as a mismatch, whatever its subject.
 var spicedbCheckFaults = map[string]string{
@@ -174,7 +176,7 @@ const spicedbSelfSetBatchFault = "owners->member over group:g1, which contains g
 // false caveat applied to the whole batch. Removing that relationship
 // would change the .all() arrow, so the reduced-data check of
 // contradictedByFalseCaveats cannot show this; each case was checked
-// against SpiceDB's answers for the parts by hand.
+// against SpiceDB's results for the parts by hand.
 const spicedbAllBatchFault = "folder->view over a batch of folders, one of which has a parent relationship with a false caveat under view's .all() arrow, comes out as no permission for the whole batch"
 
 func newDifferentialStats() differentialStats {
@@ -203,9 +205,9 @@ type differentialStats struct {
 	// droppedTraits counts differing checks that spicedbDropsTraits
 	// explains.
 	droppedTraits int
-	// falseCaveatFaults counts differing checks that SpiceDB answers as
-	// Mandate does once relationships whose caveat is false by their own
-	// context are removed; see contradictedByFalseCaveats.
+	// falseCaveatFaults counts differing checks where SpiceDB returns
+	// Mandate's result once relationships whose caveat is false by their
+	// own context are removed (see contradictedByFalseCaveats).
 	falseCaveatFaults int
 	// namedFaults counts differing checks listed in spicedbCheckFaults.
 	namedFaults      int
@@ -310,7 +312,7 @@ func logStats(t *testing.T, stats differentialStats) {
 		stats.maxDepthSkipped, stats.timedOut, spicedbCheckTimeout)
 	t.Logf("not counted as mismatches: %d checks explained by SpiceDB dropping caveats or expiration, %d where only SpiceDB fails on a caveat context value",
 		stats.droppedTraits, stats.caveatErrorOrder)
-	t.Logf("not counted as mismatches: %d checks that SpiceDB answers as Mandate does without the relationships whose caveat is false by their own context",
+	t.Logf("not counted as mismatches: %d checks where SpiceDB returns Mandate's result without the relationships whose caveat is false by their own context",
 		stats.falseCaveatFaults)
 	t.Logf("not counted as mismatches: %d checks listed in spicedbCheckFaults", stats.namedFaults)
 }

@@ -45,7 +45,7 @@ type lookupRun struct {
 	// reducedSpiceDB, set for the random cases that have relationships
 	// whose caveat is false by their own context, returns SpiceDB serving
 	// the same data without them. Where SpiceDB's check differs from
-	// Mandate's and SpiceDB answers as Mandate does over that data, its
+	// Mandate's and SpiceDB returns Mandate's result over that data, its
 	// first check contradicts itself.
 	reducedSpiceDB func(ctx context.Context) v1.PermissionsServiceClient
 

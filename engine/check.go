@@ -167,8 +167,8 @@ func newWalker(s *schema.Schema, snap graph.Snapshot, limits Limits, subject gra
 	return w
 }
 
-// trustFrom makes the walker take its trusted context from p's answer for
-// subject, asked on first use.
+// trustFrom makes the walker take its trusted context from p's trusted
+// context for subject, requested on first use.
 func (w *walker) trustFrom(p *Policy, subject graph.SubjectRef) {
 	w.policy, w.trustedFor, w.trustedRead, w.trusted = p, subject, false, nil
 }

@@ -79,8 +79,8 @@ func TestDecodedFollowsRecordVersions(t *testing.T) {
 		t.Fatalf("%d decodes after reading a bad record twice; want 3", decodes)
 	}
 
-	gone := put("")
-	if v, ok, err := read(gone); ok || err != nil || v != "" {
+	deleted := put("")
+	if v, ok, err := read(deleted); ok || err != nil || v != "" {
 		t.Fatalf("read of a deleted record = %q, %v, %v; want not found", v, ok, err)
 	}
 	if _, ok, _ := graph.Decoded(g.HeadSnapshot(time.Now()), "agent", "a2", decode); ok {

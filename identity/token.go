@@ -162,8 +162,8 @@ func (e *hiddenRejection) Unwrap() error { return ErrUnauthenticated }
 
 // RejectionReason returns the reason for an error of Verify as the server
 // logs and audits it. For an unknown agent, a decommissioned agent and a
-// wrong key it says which of the three it was, where the error's message,
-// which the caller sees, does not.
+// wrong key it names which of the three it was, which the error's
+// message, seen by the caller, does not.
 func RejectionReason(err error) string {
 	var hidden *hiddenRejection
 	if errors.As(err, &hidden) {

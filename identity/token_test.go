@@ -182,10 +182,10 @@ func TestTokenCredentialsRejectsLongLifetime(t *testing.T) {
 func TestVerifierHidesWhyAgentRejected(t *testing.T) {
 	v := NewVerifier("", func() time.Time { return tokenTestNow })
 	agent, _ := newTestAgent(t, "bot")
-	gone, goneKey := newTestAgent(t, "gone")
-	gone.State = StateDecommissioned
+	retired, retiredKey := newTestAgent(t, "gone")
+	retired.State = StateDecommissioned
 	_, strangerKey := newTestAgent(t, "stranger")
-	lookup := lookupOf(agent, gone)
+	lookup := lookupOf(agent, retired)
 	tests := []struct {
 		name       string
 		token      string
@@ -193,7 +193,7 @@ func TestVerifierHidesWhyAgentRejected(t *testing.T) {
 		wantReason string
 	}{
 		{"unknown agent", mustSign(t, strangerKey, "ghost", tokenTestNow, time.Minute), "ghost", "unknown agent"},
-		{"decommissioned agent", mustSign(t, goneKey, "gone", tokenTestNow, time.Minute), "gone", "decommissioned"},
+		{"decommissioned agent", mustSign(t, retiredKey, "gone", tokenTestNow, time.Minute), "gone", "decommissioned"},
 		{"wrong key", mustSign(t, strangerKey, "bot", tokenTestNow, time.Minute), "bot", "does not verify with the agent's registered key"},
 	}
 	for _, tc := range tests {

@@ -80,8 +80,8 @@ func (s *Server) authenticate(ctx context.Context, method string) (context.Conte
 }
 
 // tokenRejection is an Unauthenticated error for an agent token. Its
-// status goes to the caller, and reason, which may say more, goes only to
-// the server's log and the audit log.
+// status goes to the caller. Its reason, which may contain more detail,
+// goes only to the server's log and the audit log.
 type tokenRejection struct {
 	st     *status.Status
 	reason string
